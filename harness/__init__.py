@@ -1,0 +1,47 @@
+"""Declarative transfer-learning experiments for Keras, collected and checked by pytest.
+
+A spec file imports what it needs from here; nothing here imports TensorFlow.
+"""
+
+__version__ = "0.1.0"
+
+from harness.spec import (  # noqa: E402
+    arrays,
+    augment,
+    backbone,
+    beats,
+    classifier_head,
+    custom_backbone,
+    early_stopping,
+    efficientnet_lite0,
+    experiment,
+    feature_extraction,
+    fine_tune,
+    frozen_weights_unchanged,
+    image_folder,
+    keras_application,
+    loss_decreases,
+    min_test_accuracy,
+    min_val_accuracy,
+    parametrize,
+    reduce_lr_on_plateau,
+    tfds_dataset,
+    trainable_params,
+    trainable_weights_changed,
+)
+
+
+def load_backbone(name, *, weights="imagenet", include_top=False, input_shape=(224, 224, 3)):
+    """See `harness.backbones.load_backbone` (imported lazily: it needs TensorFlow)."""
+    from harness.backbones import load_backbone as _load
+
+    return _load(name, weights=weights, include_top=include_top, input_shape=input_shape)
+
+
+__all__ = [
+    "arrays", "augment", "backbone", "beats", "classifier_head", "custom_backbone", "early_stopping",
+    "efficientnet_lite0", "experiment", "feature_extraction", "fine_tune", "frozen_weights_unchanged",
+    "image_folder", "keras_application", "load_backbone", "loss_decreases", "min_test_accuracy",
+    "min_val_accuracy", "parametrize", "reduce_lr_on_plateau", "tfds_dataset", "trainable_params",
+    "trainable_weights_changed",
+]

@@ -1,0 +1,81 @@
+"""Backbones the harness can build: every `keras.applications` model and `efficientnet_lite0`.
+
+Importing this package does not import TensorFlow; `load_backbone` does, when called.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Sequence
+
+from harness.backbones.errors import WeightsUnavailableError
+
+if TYPE_CHECKING:
+    import keras
+
+    from harness.backbones.catalog import BackboneInfo, UnknownBackboneError, backbone_names, describe
+
+# Re-exported from `catalog` on first use, so that `python -m harness.backbones.catalog`
+# does not find the module already imported by its package.
+_FROM_CATALOG = ("BackboneInfo", "UnknownBackboneError", "backbone_names", "describe")
+
+__all__ = [
+    "BackboneInfo",
+    "UnknownBackboneError",
+    "WeightsUnavailableError",
+    "backbone_names",
+    "describe",
+    "load_backbone",
+]
+
+
+def load_backbone(
+    name: str,
+    *,
+    weights: str | os.PathLike[str] | None = "imagenet",
+    include_top: bool = False,
+    input_shape: Sequence[int | None] = (224, 224, 3),
+) -> keras.Model:
+    """Builds a backbone that takes raw RGB pixels (0..255) and preprocesses them itself.
+
+    For `keras.applications` models the first layer after the input is `"preprocess"`, which
+    applies that application's own `preprocess_input`; the model is flat, so its layer names
+    are `describe(name).layer_names` and freezing rules can address every layer.
+
+    Args:
+        name: A name from `backbone_names()`: a `keras.applications` constructor such as
+            `"MobileNetV2"` or `"EfficientNetB0"`, or `"efficientnet_lite0"`.
+        weights: `"imagenet"` for the pretrained weights, `None` for random initialisation,
+            or the path to a weights file (`.weights.h5`, or the `.h5` file Keras downloads).
+            Defaults to `"imagenet"`.
+        include_top: Whether to keep the ImageNet classifier. Defaults to `False`.
+        input_shape: `(height, width, 3)`, channels last. Defaults to `(224, 224, 3)`.
+
+    Returns:
+        A `keras.Model` named `name`.
+
+    Raises:
+        UnknownBackboneError: `name` is not a known backbone; the message suggests the closest.
+        ValueError: `weights` or `input_shape` is invalid for this backbone.
+        WeightsUnavailableError: The ImageNet weights are neither cached nor downloadable; the
+            message names the file and the directory to put it in.
+    """
+    from harness.backbones.catalog import describe
+
+    info = describe(name)
+    if info.kind == "efficientnet_lite":
+        from harness.backbones.efficientnet_lite import efficientnet_lite0
+
+        return efficientnet_lite0(include_top=include_top, weights=weights, input_shape=tuple(input_shape))
+
+    from harness.backbones.keras_apps import build_keras_application
+
+    return build_keras_application(name, weights=weights, include_top=include_top, input_shape=input_shape)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_CATALOG:
+        from harness.backbones import catalog
+
+        return getattr(catalog, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

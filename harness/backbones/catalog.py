@@ -1,0 +1,245 @@
+"""Every backbone name the harness accepts, and what collection needs to know about each.
+
+This module imports no TensorFlow and no Keras: pytest collection uses it to validate a spec's
+backbone name, input size and layer-name prefixes. The `keras.applications` facts live in
+`keras_applications.json` beside this file, generated from the installed Keras with
+
+    python -m harness.backbones.catalog --regenerate
+
+which builds every application with `weights=None`, `include_top=False` at its default size
+(a few minutes). Regenerate it whenever the supported Keras version changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+KERAS_APPLICATIONS_JSON = Path(__file__).with_name("keras_applications.json")
+
+KERAS_APPLICATION = "keras_application"
+EFFICIENTNET_LITE = "efficientnet_lite"
+
+# The harness's own EfficientNet-Lite0 (`harness.backbones.efficientnet_lite`); it takes raw
+# RGB 0..255 and normalises inside the model, so it has no `keras.applications` module.
+_EFFICIENTNET_LITE0 = "efficientnet_lite0"
+_EFFICIENTNET_LITE0_DEFAULT_SIZE = 224
+_EFFICIENTNET_LITE0_MIN_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneInfo:
+    """What the harness knows about a backbone without building it.
+
+    Attributes:
+        name: The name accepted by `harness.load_backbone`, e.g. `"MobileNetV2"`.
+        kind: `"keras_application"` or `"efficientnet_lite"`.
+        module: The `keras.applications` module whose `preprocess_input` the backbone applies
+            inside the model (e.g. `"mobilenet_v2"`); `None` for `efficientnet_lite0`.
+        default_size: The input height and width the ImageNet weights were trained at.
+        min_size: The smallest input height and width the architecture accepts.
+        layer_names: The names of the backbone model's layers in model order, for
+            `include_top=False`, without the `InputLayer`. For `keras.applications` models
+            the first one is `"preprocess"`.
+    """
+
+    name: str
+    kind: str
+    module: str | None
+    default_size: int
+    min_size: int
+    layer_names: tuple[str, ...]
+
+
+class UnknownBackboneError(ValueError):
+    """A backbone name the harness does not know; the message suggests the closest ones."""
+
+
+def backbone_names() -> list[str]:
+    """Returns every backbone name the harness accepts, sorted case-insensitively."""
+    return sorted([*_keras_applications()["applications"], _EFFICIENTNET_LITE0], key=str.lower)
+
+
+def describe(name: str) -> BackboneInfo:
+    """Returns what the harness knows about backbone `name`, without TensorFlow.
+
+    Args:
+        name: A backbone name, exactly as spelled by `backbone_names()`.
+
+    Returns:
+        The backbone's `BackboneInfo`.
+
+    Raises:
+        UnknownBackboneError: `name` is not a known backbone. The message suggests the
+            closest names and lists the valid ones.
+    """
+    if name == _EFFICIENTNET_LITE0:
+        # Imported here: the builder's module is only needed for this one backbone.
+        from harness.backbones.efficientnet_lite import efficientnet_lite0_layer_names
+
+        return BackboneInfo(
+            name=name,
+            kind=EFFICIENTNET_LITE,
+            module=None,
+            default_size=_EFFICIENTNET_LITE0_DEFAULT_SIZE,
+            min_size=_EFFICIENTNET_LITE0_MIN_SIZE,
+            layer_names=tuple(efficientnet_lite0_layer_names(include_top=False)),
+        )
+    entry = _keras_applications()["applications"].get(name) if isinstance(name, str) else None
+    if entry is None:
+        raise UnknownBackboneError(_unknown_name_message(name))
+    return BackboneInfo(
+        name=name,
+        kind=KERAS_APPLICATION,
+        module=entry["module"],
+        default_size=entry["default_size"],
+        min_size=entry["min_size"],
+        layer_names=tuple(entry["layer_names"]),
+    )
+
+
+def check_input_shape(name: str, input_shape: Sequence[Any], *, include_top: bool = False, weights: Any = None) -> tuple:
+    """Validates an input shape for backbone `name` (channels last), without TensorFlow.
+
+    Args:
+        name: A backbone name.
+        input_shape: `(height, width, channels)`. Height and width may be `None` (any size)
+            unless `include_top=True`.
+        include_top: Whether the ImageNet classifier is kept. Defaults to `False`.
+        weights: The weights argument the backbone will be built with; with `"imagenet"` and
+            `include_top=True` only the default size is accepted. Defaults to `None`.
+
+    Returns:
+        `input_shape` as a tuple.
+
+    Raises:
+        UnknownBackboneError: `name` is not a known backbone.
+        ValueError: The shape is malformed, has other than 3 channels, is smaller than the
+            backbone's minimum, or is not the default size where the classifier needs it.
+    """
+    info = describe(name)
+    received = f"Received: input_shape={input_shape!r}"
+    if (
+        isinstance(input_shape, (str, bytes))
+        or not isinstance(input_shape, Sequence)
+        or len(input_shape) != 3
+        or not all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in input_shape)
+    ):
+        raise ValueError(
+            f"`input_shape` must be a tuple of three integers (height, width, channels) for "
+            f"backbone '{name}', e.g. ({info.default_size}, {info.default_size}, 3). {received}"
+        )
+    height, width, channels = input_shape
+    if channels != 3:
+        raise ValueError(
+            f"`input_shape` must have 3 channels for backbone '{name}': the backbone takes RGB "
+            f"images (channels last). Convert grayscale images to RGB in the data pipeline. {received}"
+        )
+    for size in (height, width):
+        if size is not None and size < info.min_size:
+            raise ValueError(
+                f"`input_shape` must be at least {info.min_size}x{info.min_size} for backbone "
+                f"'{name}'; its ImageNet weights were trained at "
+                f"{info.default_size}x{info.default_size}. {received}"
+            )
+    if include_top:
+        default = (info.default_size, info.default_size, 3)
+        if weights == "imagenet" and tuple(input_shape) != default:
+            raise ValueError(
+                f"With `include_top=True` and `weights='imagenet'`, `input_shape` must be "
+                f"{default} for backbone '{name}' (the ImageNet classifier's size). Pass "
+                f"include_top=False to use another size. {received}"
+            )
+        if height is None or width is None:
+            raise ValueError(
+                f"With `include_top=True`, `input_shape` must have a fixed height and width "
+                f"for backbone '{name}'. {received}"
+            )
+    return tuple(input_shape)
+
+
+def keras_version_of_catalog() -> str:
+    """Returns the Keras version `keras_applications.json` was generated with."""
+    return _keras_applications()["keras_version"]
+
+
+@functools.cache
+def _keras_applications() -> dict[str, Any]:
+    with open(KERAS_APPLICATIONS_JSON, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _unknown_name_message(name: object) -> str:
+    names = backbone_names()
+    by_lower = {n.lower(): n for n in names}
+    text = str(name)
+    close = difflib.get_close_matches(text.lower(), list(by_lower), n=3, cutoff=0.6)
+    suggestion = ""
+    if close:
+        quoted = " or ".join(f"'{by_lower[c]}'" for c in close)
+        suggestion = f" Did you mean {quoted}?"
+    return (
+        f"Unknown backbone {text!r}.{suggestion} Expected one of: {', '.join(names)}. "
+        f"Received: name={name!r}"
+    )
+
+
+def regenerate(path: Path = KERAS_APPLICATIONS_JSON, *, only: Sequence[str] = ()) -> dict[str, Any]:
+    """Rebuilds `keras_applications.json` from the installed Keras (imports TensorFlow).
+
+    Args:
+        path: Where to write the JSON. Defaults to the catalog's own file.
+        only: Application names to rebuild; the other entries are kept from the existing file.
+            Defaults to all of them.
+
+    Returns:
+        The data written.
+    """
+    import keras
+
+    from harness.backbones import keras_apps
+    from harness.paths import atomic_write_text
+
+    names = list(only) or keras_apps.application_names()
+    applications: dict[str, Any] = {}
+    if only and Path(path).exists():
+        applications = json.loads(Path(path).read_text(encoding="utf-8"))["applications"]
+    for name in names:
+        start = time.perf_counter()
+        applications[name] = keras_apps.catalog_entry(name)
+        keras.backend.clear_session()
+        print(f"{name}: {len(applications[name]['layer_names'])} layers in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    data = {
+        "generated_by": "python -m harness.backbones.catalog --regenerate",
+        "keras_version": keras.__version__,
+        "applications": dict(sorted(applications.items(), key=lambda item: item[0].lower())),
+    }
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    _keras_applications.cache_clear()
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: `python -m harness.backbones.catalog [--regenerate [--only NAME ...]]`."""
+    parser = argparse.ArgumentParser(prog="python -m harness.backbones.catalog", description=__doc__.splitlines()[0])
+    parser.add_argument("--regenerate", action="store_true", help="Rebuild keras_applications.json from the installed Keras")
+    parser.add_argument("--only", nargs="+", default=(), metavar="NAME", help="Rebuild only these applications")
+    args = parser.parse_args(argv)
+    if args.regenerate:
+        regenerate(only=args.only)
+        return 0
+    for name in backbone_names():
+        info = describe(name)
+        print(f"{name:20} {info.kind:18} {info.default_size:4} {info.min_size:3} {len(info.layer_names):5} layers")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

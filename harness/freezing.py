@@ -1,0 +1,220 @@
+"""Freezing rules, resolved to the set of layers they unfreeze as pure functions over layer names.
+
+A backbone is seen as its flat list of leaf layers (nested models are expanded in place, input
+layers dropped), each a `LayerInfo`. A rule resolves to the qualified names of the layers that
+are trainable in a phase; BatchNormalization layers stay frozen unless `train_batchnorm`.
+
+Nothing here imports TensorFlow except `keras_layers` and `apply`, which touch a real model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One leaf layer: its name, enclosing model names (outermost first) and whether it is BatchNorm."""
+
+    name: str
+    path: tuple[str, ...] = ()
+    is_batchnorm: bool = False
+
+    @property
+    def qualified_name(self) -> str:
+        return "/".join((*self.path, self.name))
+
+
+class RuleError(ValueError):
+    """A rule that matches nothing, or is out of range for the layers it is applied to."""
+
+    def __init__(self, field: str, expected: str, received: Any) -> None:
+        self.field, self.expected, self.received = field, expected, received
+        super().__init__(f"`{field}` must match layers ({expected}). Received: {field}={received!r}")
+
+
+@dataclass(frozen=True)
+class FreezeAll:
+    """Every backbone layer frozen (feature extraction)."""
+
+
+@dataclass(frozen=True)
+class UnfreezeAll:
+    """Every backbone layer trainable."""
+
+
+@dataclass(frozen=True)
+class UnfreezeFromPrefix:
+    """The first layer whose name starts with `prefix` (at a token boundary), and all after it."""
+
+    prefix: str
+
+
+@dataclass(frozen=True)
+class UnfreezeFromIndex:
+    """`layers[index:]` with Python semantics: -n unfreezes the last n layers (fastai's freeze_to(-n))."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class UnfreezeFraction:
+    """The top `ceil(fraction * n)` layers."""
+
+    fraction: float
+
+
+@dataclass(frozen=True)
+class UnfreezeLayers:
+    """Exactly these layers (by name)."""
+
+    names: tuple[str, ...]
+
+
+Rule = FreezeAll | UnfreezeAll | UnfreezeFromPrefix | UnfreezeFromIndex | UnfreezeFraction | UnfreezeLayers
+
+
+def _token_class(char: str) -> str:
+    if char.isdigit():
+        return "digit"
+    if char.isalpha():
+        return "alpha"
+    return "separator"
+
+
+def prefix_matches(prefix: str, name: str) -> bool:
+    """Whether `name` starts with `prefix` and the prefix ends at a token boundary.
+
+    Tokens are runs of digits, runs of letters and single separators, so "block_1_" and
+    "block_1" match "block_1_expand" but never "block_13_expand", and "block6" matches
+    "block6a_expand_conv".
+    """
+    if not prefix or not name.startswith(prefix):
+        return False
+    if len(name) == len(prefix):
+        return True
+    last, following = prefix[-1], name[len(prefix)]
+    return _token_class(last) == "separator" or _token_class(last) != _token_class(following)
+
+
+def start_index(layers: Sequence[LayerInfo], rule: Rule) -> int | None:
+    """For rules that unfreeze a top slice, the index of its first layer; None for the others."""
+    n = len(layers)
+    if isinstance(rule, FreezeAll):
+        return n
+    if isinstance(rule, UnfreezeAll):
+        return 0
+    if isinstance(rule, UnfreezeFromPrefix):
+        for i, layer in enumerate(layers):
+            if prefix_matches(rule.prefix, layer.name):
+                return i
+        candidates = _separator_prefixes(layer.name for layer in layers)
+        close = difflib.get_close_matches(rule.prefix, candidates, n=3) or candidates
+        raise RuleError("unfreeze_from", f"a name prefix of some layer, e.g. {_preview(close)}", rule.prefix)
+    if isinstance(rule, UnfreezeFromIndex):
+        if not -n <= rule.index < n:
+            raise RuleError("unfreeze_from", f"an index in [{-n}, {n - 1}] for {n} layers", rule.index)
+        return rule.index % n
+    if isinstance(rule, UnfreezeFraction):
+        return n - max(1, math.ceil(rule.fraction * n))
+    return None
+
+
+def resolve(layers: Sequence[LayerInfo], rule: Rule, *, train_batchnorm: bool = False) -> frozenset[str]:
+    """The qualified names of the layers `rule` makes trainable.
+
+    Raises:
+        RuleError: the rule matches no layer, names a layer that does not exist, or leaves
+            nothing trainable although it asks to unfreeze something.
+    """
+    start = start_index(layers, rule)
+    if start is not None:
+        chosen = list(layers[start:])
+    else:
+        assert isinstance(rule, UnfreezeLayers)
+        by_name = {layer.name: layer for layer in layers}
+        missing = [name for name in rule.names if name not in by_name]
+        if missing:
+            raise RuleError("unfreeze_layers", f"existing layer names, e.g. {_preview([l.name for l in layers])}", missing[0])
+        chosen = [by_name[name] for name in rule.names]
+    trainable = frozenset(layer.qualified_name for layer in chosen if train_batchnorm or not layer.is_batchnorm)
+    if not trainable and not isinstance(rule, FreezeAll):
+        raise RuleError(_field(rule), "at least one layer that is not BatchNormalization, or train_batchnorm=True", _value(rule))
+    return trainable
+
+
+def _field(rule: Rule) -> str:
+    return {UnfreezeLayers: "unfreeze_layers", UnfreezeFraction: "unfreeze_fraction", UnfreezeAll: "unfreeze_all"}.get(
+        type(rule), "unfreeze_from"
+    )
+
+
+def _value(rule: Rule) -> Any:
+    return next(iter(vars(rule).values()), True)
+
+
+def _separator_prefixes(names: Iterable[str]) -> list[str]:
+    """Every prefix of `names` that ends with a separator ("block_12_"), in first-seen order."""
+    found: dict[str, None] = {}
+    for name in names:
+        for i, char in enumerate(name):
+            if _token_class(char) == "separator":
+                found.setdefault(name[: i + 1])
+    return list(found)
+
+
+def _preview(names: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def layers_from_names(names: Iterable[str]) -> tuple[LayerInfo, ...]:
+    """`LayerInfo`s for a flat list of names (BatchNorm unknown: treated as not BatchNorm)."""
+    return tuple(LayerInfo(name) for name in names)
+
+
+# --------------------------------------------------------------------------- real Keras models
+
+
+def keras_layers(model: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[LayerInfo, Any]]:
+    """Yields (LayerInfo, layer) for every leaf layer of `model`, nested models expanded in place."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Model):
+            yield from keras_layers(layer, (*path, layer.name))
+            continue
+        yield LayerInfo(layer.name, path, isinstance(layer, keras.layers.BatchNormalization)), layer
+
+
+def apply(model: Any, rule: Rule, *, train_batchnorm: bool = False) -> frozenset[str]:
+    """Sets `trainable` on every leaf layer of `model` as `rule` resolves; returns the trainable names.
+
+    Containers are made trainable first (Keras's `trainable` setter recurses), then each leaf
+    is set, so the result does not depend on the flags the model had before.
+    """
+    pairs = list(keras_layers(model))
+    trainable = resolve([info for info, _ in pairs], rule, train_batchnorm=train_batchnorm)
+    _set_containers_trainable(model)
+    for info, layer in pairs:
+        layer.trainable = info.qualified_name in trainable
+    return trainable
+
+
+def _set_containers_trainable(model: Any) -> None:
+    import keras
+
+    model.trainable = True
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            _set_containers_trainable(layer)
+
+
+def trainable_state(model: Any) -> Mapping[str, bool]:
+    """The `trainable` flag of every leaf layer, by qualified name."""
+    return {info.qualified_name: bool(layer.trainable) for info, layer in keras_layers(model)}
