@@ -24,11 +24,24 @@ class HarnessFailure(Exception):
     """A failure the harness reports in plain lines, without a traceback."""
 
 
+BROKEN_SPEC_FILES = pytest.StashKey[set[str]]()
+"""Node ids of the spec files that failed to collect (see `harness.plugin.pytest_runtestloop`)."""
+
+
 class SpecFile(pytest.File):
     """A Python file under a specs folder, declaring experiments with `harness.experiment(...)`."""
 
     def collect(self) -> Iterator["ExperimentItem"]:
+        try:
+            items = list(self._collect())
+        except self.CollectError:
+            self.config.stash.setdefault(BROKEN_SPEC_FILES, set()).add(self.nodeid)
+            raise
+        yield from items
+
+    def _collect(self) -> Iterator["ExperimentItem"]:
         experiments = self._import()
+        Session.of(self.config).collected[_relative(self.path, self.config.rootpath)] = [e.name for e in experiments]
         seen: dict[str, spec.Experiment] = {}
         for experiment in experiments:
             if experiment.name in seen:
@@ -68,6 +81,10 @@ class SpecFile(pytest.File):
         return str(experiment.location) if experiment.location else str(self.path)
 
 
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
 def _line_in(error: BaseException, path: Path) -> int | str:
     """The last line of `path` on the traceback of `error` (the spec line that raised)."""
     target = os.path.realpath(path)
@@ -79,9 +96,13 @@ def _line_in(error: BaseException, path: Path) -> int | str:
 
 
 def _user_traceback(error: BaseException, path: Path) -> str:
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if "harness" not in Path(f.filename).parts[-2:-1]]
+    # The user's frames only: not the harness's, nor importlib's ("<frozen importlib._bootstrap>").
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if "harness" not in Path(f.filename).parts[-2:-1] and not f.filename.startswith("<frozen ")]
     formatted = "".join(traceback.format_list(frames[-3:]))
-    return f"{path}: error while importing the spec file:\n{formatted}{type(error).__name__}: {error}"
+    # For a SyntaxError this shows the file, line and a caret under the offending token.
+    detail = "".join(traceback.format_exception_only(type(error), error)).rstrip("\n")
+    return f"{path}: error while importing the spec file:\n{formatted}{detail}"
 
 
 class ExperimentItem(pytest.Item):
@@ -95,7 +116,7 @@ class ExperimentItem(pytest.Item):
 
     def runtest(self) -> None:
         session = Session.of(self.config)
-        result = session.run(self.experiment)
+        result = session.run(self.experiment, self.nodeid)
         for key, value in _properties(result):
             self.user_properties.append((key, value))
         if result.failures:

@@ -47,6 +47,7 @@ class RunOptions:
     feature_cache: bool = True
     activation_budget_bytes: int = 6 * 1024**3
     progress: Callable[[str], None] | None = None
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism()
 
 
 @dataclass
@@ -65,12 +66,17 @@ class Plan:
 def run(
     experiment: spec.Experiment,
     options: RunOptions,
-    others: Mapping[str, ExperimentResult] | None = None,
+    others: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExperimentResult:
-    """Trains every phase of `experiment` and evaluates its expectations."""
+    """Trains every phase of `experiment` and evaluates its expectations.
+
+    `others` holds other experiments' final metrics, for `beats` (see `invariants.evaluate`).
+    """
     started = time.perf_counter()
     seed = experiment.seed if options.seed is None else options.seed
     keras.utils.set_random_seed(seed)
+    if options.deterministic:
+        tf.config.experimental.enable_op_determinism()
     data = loading.load(experiment.dataset)
     built = load_model(experiment, data.num_classes)
     result = ExperimentResult(
@@ -105,6 +111,7 @@ class _PhaseRunner:
         self.experiment, self.built, self.data, self.options, self.seed = experiment, built, data, options, seed
         self.weight_changes: dict[str, invariants.WeightChanges] = {}
         self.labels = {name: data.labels(name) for name in ("train", "validation")}
+        self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._memory: dict[str, dict[str, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ one phase
@@ -112,7 +119,11 @@ class _PhaseRunner:
     def run(self, phase: spec.Phase) -> PhaseResult:
         started = time.perf_counter()
         model = self.built.model
-        trainable = freezing.apply(self.built.backbone, phase.rule, train_batchnorm=phase.train_batchnorm)
+        try:
+            trainable = freezing.apply(self.built.backbone, phase.rule, train_batchnorm=phase.train_batchnorm)
+        except freezing.RuleError as error:  # caught at collection for catalog backbones; here for custom ones
+            raise spec.SpecError(f"{phase.name}.{error.field}", f"must match layers of {self.built.backbone.name!r} "
+                                 f"({error.expected})", error.received) from None
         self.built.head.trainable = True
         trainable_vars, frozen_vars = list(model.trainable_weights), list(model.non_trainable_weights)
         before = {v.path: np.array(v.numpy(), copy=True) for v in model.weights}
@@ -146,8 +157,8 @@ class _PhaseRunner:
         if plan.kind != "full":
             cached_val = float(train_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
 
-        val = self._evaluate(self.data.validation)
-        test = self._evaluate(self.data.test) if self.data.test is not None else None
+        val = self._evaluate("validation")
+        test = self._evaluate("test") if self.data.test is not None else None
         self.weight_changes[phase.name] = invariants.WeightChanges.between(before, frozen_vars, trainable_vars)
         return PhaseResult(
             name=phase.name,
@@ -226,7 +237,9 @@ class _PhaseRunner:
             return self._memory[memory_key], "hit"
         cache = self.options.cache
         stored = cache.get(key) if (cache is not None and key is not None) else None
-        if stored is not None and all(np.array_equal(stored[f"{s}_labels"], self.labels[s]) for s in ("train", "validation")):
+        # The key names the data, not its order: a per-image checksum guards against a data set
+        # that yields its images in another order than when the entry was written.
+        if stored is not None and all(np.array_equal(stored.get(f"{s}_checksums"), self._checksums(s)) for s in ("train", "validation")):
             arrays, state = {s: stored[s] for s in ("train", "validation")}, "hit"
         else:
             arrays = {s: self._predict(lower, self.data.split(s)) for s in ("train", "validation")}
@@ -234,7 +247,7 @@ class _PhaseRunner:
             if cache is not None and key is not None:
                 cache.put(
                     key,
-                    {**arrays, **{f"{s}_labels": self.labels[s] for s in ("train", "validation")}},
+                    {**arrays, **{f"{s}_checksums": self._checksums(s) for s in ("train", "validation")}},
                     metadata={"experiment": self.experiment.name, "backbone": self.experiment.backbone.name,
                               "output": plan.label, "dataset": identity, "image_size": self.experiment.image_size},
                 )
@@ -242,6 +255,15 @@ class _PhaseRunner:
         return arrays, state
 
     # ------------------------------------------------------------------ helpers
+
+    def _labels(self, split: str) -> np.ndarray:
+        if split not in self.labels:
+            self.labels[split] = self.data.labels(split)
+        return self.labels[split]
+
+    def _checksums(self, split: str) -> np.ndarray:
+        sums = self.data.split(split).map(lambda image, label: tf.reduce_sum(tf.cast(image, tf.float64)))
+        return np.fromiter(sums.as_numpy_iterator(), dtype=np.float64)
 
     def _predict(self, model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray:
         batches = dataset.map(lambda image, label: image).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
@@ -256,10 +278,14 @@ class _PhaseRunner:
             dataset = dataset.map(lambda x, y: (pipeline(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def _evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
-        batches = dataset.batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
-        metrics = self.built.model.evaluate(batches, verbose=0, return_dict=True)
-        return {"accuracy": float(metrics["accuracy"]), "loss": float(metrics["loss"])}
+    def _evaluate(self, split: str) -> dict[str, float]:
+        """Accuracy and loss of the full model, end to end on raw images; keeps the predictions."""
+        images = self.data.split(split).map(lambda image, label: image).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
+        probabilities = np.asarray(self.built.model.predict(images, verbose=0), dtype=np.float64)
+        labels = self._labels(split)
+        self.predictions[split] = (labels, probabilities.argmax(axis=-1))
+        picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+        return {"accuracy": float(np.mean(self.predictions[split][1] == labels)), "loss": float(-np.mean(np.log(picked)))}
 
     def _optimizer(self, phase: spec.Phase) -> keras.optimizers.Optimizer:
         return OPTIMIZERS[phase.optimizer](learning_rate=phase.learning_rate)
@@ -285,13 +311,12 @@ class _PhaseRunner:
             return {i: float(len(self.labels["train"]) / (self.data.num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
         return dict(phase.class_weight)
 
-    def confusion_matrix(self) -> list[list[int]] | None:
-        split = self.data.test if self.data.test is not None else self.data.validation
-        images = split.map(lambda image, label: image).batch(PREDICT_BATCH)
-        predicted = np.argmax(self.built.model.predict(images, verbose=0), axis=-1)
-        truth = np.fromiter((label for _, label in split.as_numpy_iterator()), dtype=np.int64)
-        matrix = tf.math.confusion_matrix(truth, predicted, num_classes=self.data.num_classes).numpy()
-        return matrix.astype(int).tolist()
+    def confusion_matrix(self) -> list[list[int]]:
+        """Rows: true class, columns: predicted, on the test split (validation when there is none)."""
+        truth, predicted = self.predictions["test" if "test" in self.predictions else "validation"]
+        matrix = np.zeros((self.data.num_classes, self.data.num_classes), dtype=int)
+        np.add.at(matrix, (truth, predicted), 1)
+        return matrix.tolist()
 
 
 def _split_name(dataset: spec.Dataset, role: str) -> str:

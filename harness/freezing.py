@@ -119,7 +119,10 @@ def start_index(layers: Sequence[LayerInfo], rule: Rule) -> int | None:
             raise RuleError("unfreeze_from", f"an index in [{-n}, {n - 1}] for {n} layers", rule.index)
         return rule.index % n
     if isinstance(rule, UnfreezeFraction):
-        return n - max(1, math.ceil(rule.fraction * n))
+        if not 0 < rule.fraction <= 1:
+            raise RuleError("unfreeze_fraction", "a fraction in (0, 1]", rule.fraction)
+        # Rounded first: 0.07 * 100 is 7.000000000000001 in floating point, and must unfreeze 7.
+        return n - max(1, math.ceil(round(rule.fraction * n, 9)))
     return None
 
 

@@ -45,9 +45,13 @@ def evaluate(
     experiment: spec.Experiment,
     result: ExperimentResult,
     weights: Mapping[str, WeightChanges],
-    others: Mapping[str, ExperimentResult],
+    others: Mapping[str, Mapping[str, Any]],
 ) -> list[Check]:
-    """One `Check` per expectation (and per phase, for per-phase expectations)."""
+    """One `Check` per expectation (and per phase, for per-phase expectations).
+
+    `others` maps other experiments' names to their final metrics (`val_accuracy`,
+    `test_accuracy`) and `source` ("this session" or "the baseline"), for `beats`.
+    """
     checks: list[Check] = []
     for expectation in experiment.expect:
         if isinstance(expectation, spec.FrozenWeightsUnchanged):
@@ -118,17 +122,17 @@ def _loss(phase: str, losses: list[float]) -> Check:
     )
 
 
-def _beats(result: ExperimentResult, expectation: spec.Beats, others: Mapping[str, ExperimentResult]) -> Check:
+def _beats(result: ExperimentResult, expectation: spec.Beats, others: Mapping[str, Mapping[str, Any]]) -> Check:
     name = f"beats({expectation.other})"
-    key = "test_accuracy" if expectation.metric == "test_accuracy" else "val_accuracy"
-    mine = getattr(result.final, key)
+    mine = getattr(result.final, expectation.metric)
     other = others.get(expectation.other)
     expected = f"{expectation.metric} >= {expectation.other}'s + {expectation.margin:.3f}"
     if other is None:
         return Check(name, None, False, expected,
-                     f"{expectation.other!r} did not run in this session; select it too (e.g. -k '{result.name} or {expectation.other}')")
-    theirs = getattr(other.final, key)
+                     f"{expectation.other!r} did not run in this session and has no baseline; select it too "
+                     f"(e.g. -k '{result.name} or {expectation.other}')")
+    theirs = other.get(expectation.metric)
     if mine is None or theirs is None:
         return Check(name, None, False, expected, f"no {expectation.metric} (needs a test split)")
     return Check(name, None, mine - theirs >= expectation.margin, expected,
-                 f"{mine:.4f} vs {theirs:.4f} (margin {mine - theirs:+.4f})")
+                 f"{mine:.4f} vs {theirs:.4f} from {other['source']} (margin {mine - theirs:+.4f})")

@@ -42,6 +42,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp files are private (0600); publish with the mode a newly created file gets.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -49,7 +51,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Writes `text` to `path` atomically (see `atomic_path`)."""
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Writes `text` (UTF-8) to `path` atomically (see `atomic_path`); returns `path`."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_directory_mode(path: Path) -> None:
+    """Gives a `tempfile.mkdtemp` folder (0700) the mode a newly created folder would have."""
+    os.chmod(path, 0o777 & ~_umask())

@@ -12,6 +12,9 @@ import pytest
 
 from harness.paths import ENV_CACHE_DIR
 
+# Measured run-to-run spread of the shipped specs' accuracy across seeds (README, "Regression gate").
+DEFAULT_TOLERANCE = 0.03
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "Transfer-learning experiments (keras-transfer-harness)")
@@ -26,11 +29,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Run every phase through the full network, as the plain Keras recipe does")
     group.addoption("--seed", dest="harness_seed", type=int, default=None, metavar="N",
                     help="Seed every experiment with N instead of the seed its spec declares")
+    group.addoption("--deterministic", action="store_true", default=False,
+                    help="Enable TensorFlow op determinism (tf.config.experimental.enable_op_determinism)")
+    group.addoption("--update-baselines", action="store_true", default=False,
+                    help="Record the selected experiments' results as their new baselines")
+    group.addoption("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="DROP",
+                    help=f"Largest accepted accuracy drop against a baseline when the spec sets none "
+                         f"(default {DEFAULT_TOLERANCE})")
+    group.addoption("--report-dir", metavar="DIR", default=None,
+                    help="Write training curves, confusion matrices, TensorBoard logs and an index page to DIR")
     parser.addini("harness_spec_dirs", "Folder names whose Python files are experiment specs", type="args",
                   default=["specs"])
+    parser.addini("harness_baselines", "Baseline file of the regression gate, relative to the rootdir",
+                  default="specs/baselines.json")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    tolerance = config.getoption("tolerance")
+    if not 0 <= tolerance <= 1:
+        raise pytest.UsageError(f"--tolerance must be an accuracy drop in [0, 1], such as 0.02. Received: {tolerance}")
     cache_dir = config.getoption("cache_dir")
     if cache_dir:
         os.environ[ENV_CACHE_DIR] = str(Path(cache_dir).expanduser().resolve())
@@ -72,6 +89,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=depends)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    # pytest stops at any collection error; a broken spec file is reported as one, but the
+    # experiments of the other files still run. Any other collection error stops as usual.
+    from harness.collect import BROKEN_SPEC_FILES
+
+    broken = session.config.stash.get(BROKEN_SPEC_FILES, set())
+    if broken and session.testsfailed == len(broken):
+        session.config.option.continue_on_collection_errors = True
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
@@ -84,12 +112,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    path = session.config.getoption("metrics_json")
-    if not path or exitstatus == pytest.ExitCode.INTERRUPTED:
-        return  # an interrupted run leaves no partial report behind
-    from harness.session import Session
+    from harness.session import SESSION_KEY
 
-    written = Session.of(session.config).write_metrics(path)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"harness: metrics written to {written}")
+    state = session.config.stash.get(SESSION_KEY, None)
+    if state is None or exitstatus == pytest.ExitCode.INTERRUPTED:
+        return  # an interrupted run leaves no partial baseline, metrics or report behind
+    config = session.config
+    notes = []
+    if state.updating_baselines:
+        stale = state.write_baselines()
+        notes.append(f"baselines of {len(state.new_baselines)} experiments recorded in {state.baseline_path}")
+        notes += [f"stale baseline removed: {name}" for name in stale]
+    if config.getoption("metrics_json"):
+        notes.append(f"metrics written to {state.write_metrics(config.getoption('metrics_json'))}")
+    if config.getoption("report_dir"):
+        notes.append(f"report written to {state.write_report(config.getoption('report_dir'))}")
+    config.stash[_NOTES] = notes
+
+
+_NOTES = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    from harness.session import SESSION_KEY
+
+    state = config.stash.get(SESSION_KEY, None)
+    lines = state.summary_lines() if state is not None else []
+    if lines:
+        terminalreporter.write_sep("=", "harness summary")
+        for line in lines:
+            terminalreporter.write_line(line)
+    # Printed here, after pytest ends the progress line, rather than at the end of "[100%]".
+    for note in config.stash.get(_NOTES, []):
+        terminalreporter.write_line(f"harness: {note}")

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from harness import __version__, spec
+from harness import __version__, baselines, spec
 from harness.paths import atomic_write_text
 from harness.results import ExperimentResult
 
@@ -27,6 +28,10 @@ class Session:
     results: dict[str, ExperimentResult] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    # Every experiment name each collected spec file declares (relative path -> names).
+    collected: dict[str, list[str]] = field(default_factory=dict)
+    new_baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _baselines: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, config: pytest.Config) -> "Session":
@@ -36,13 +41,23 @@ class Session:
 
     def progress(self) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
         if reporter is None or self.config.get_verbosity() < 0:
             return None
-        return lambda line: reporter.write_line(f"  [harness] {line}")
 
-    def run(self, experiment: spec.Experiment) -> ExperimentResult:
+        def write(line: str) -> None:
+            # Like pytest's live logging: step outside output capture so the line shows now.
+            if capture is None:
+                reporter.write_line(f"  [harness] {line}")
+                return
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"  [harness] {line}")
+
+        return write
+
+    def run(self, experiment: spec.Experiment, nodeid: str) -> ExperimentResult:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from harness import engine, freezing
+        from harness import engine
         from harness.backbones import WeightsUnavailableError
         from harness.cache import FeatureCache
         from harness.collect import HarnessFailure
@@ -50,22 +65,79 @@ class Session:
 
         options = engine.RunOptions(
             seed=self.config.getoption("harness_seed"),
+            deterministic=self.config.getoption("deterministic"),
             cache=FeatureCache.default(),
             feature_cache=not self.config.getoption("no_feature_cache"),
             progress=self.progress(),
         )
         try:
-            result = engine.run(experiment, options, self.results)
+            result = engine.run(experiment, options, self.reference_metrics())
         except WeightsUnavailableError as error:
             pytest.skip(f"{experiment.name}: {error}")
-        except (spec.SpecError, DataError) as error:
+        except spec.SpecError as error:
+            raise HarnessFailure(f"{experiment.location}: invalid spec: {error}") from None
+        except DataError as error:
             raise HarnessFailure(f"{experiment.location}: {error}") from None
-        except freezing.RuleError as error:
-            raise HarnessFailure(
-                f"{experiment.location}: invalid spec: {error} (checked on the built model of {experiment.backbone.name!r})"
-            ) from None
         self.results[experiment.name] = result
+        self._gate(experiment, result, nodeid)
         return result
+
+    def reference_metrics(self) -> dict[str, dict[str, Any]]:
+        """Final metrics of other experiments for `beats`: this session's, else their baselines."""
+        metrics = {name: {**entry, "source": "the baseline"} for name, entry in self.baselines().items()}
+        for name, result in self.results.items():
+            metrics[name] = {"val_accuracy": result.final.val_accuracy, "test_accuracy": result.final.test_accuracy,
+                             "source": "this session"}
+        return metrics
+
+    # ------------------------------------------------------------------ regression gate
+
+    @property
+    def baseline_path(self) -> Path:
+        return self.config.rootpath / self.config.getini("harness_baselines")
+
+    @property
+    def updating_baselines(self) -> bool:
+        return bool(self.config.getoption("update_baselines"))
+
+    def baselines(self) -> dict[str, dict[str, Any]]:
+        if self._baselines is None:
+            self._baselines = baselines.load(self.baseline_path)
+        return self._baselines
+
+    def spec_file(self, experiment: spec.Experiment) -> str:
+        path = Path(experiment.location.path) if experiment.location else Path("?")
+        return path.relative_to(self.config.rootpath).as_posix() if path.is_relative_to(self.config.rootpath) else str(path)
+
+    def _gate(self, experiment: spec.Experiment, result: ExperimentResult, nodeid: str) -> None:
+        if self.updating_baselines:
+            if not result.failures:
+                self.new_baselines[experiment.name] = baselines.entry_for(result, self.spec_file(experiment))
+            return
+        recorded = self.baselines().get(experiment.name)
+        if recorded is None:
+            warnings.warn(pytest.PytestWarning(
+                f"{experiment.name}: no baseline recorded in {self.baseline_path.name}; the regression gate is off for it. "
+                f"Record one with: pytest '{nodeid}' --update-baselines"
+            ))
+            return
+        tolerance = experiment.tolerance if experiment.tolerance is not None else self.config.getoption("tolerance")
+        gate = baselines.Gate(tolerance=tolerance, update_command=f"pytest '{nodeid}' --update-baselines")
+        result.checks.extend(baselines.compare(result, recorded, gate))
+
+    def write_baselines(self) -> list[str]:
+        """Merges this session's entries into the baseline file; returns the stale names removed."""
+        recorded = self.baselines()
+        merged, stale = baselines.updated(
+            recorded,
+            self.new_baselines,
+            self.collected,
+            existing_specs=[s for s in {e.get("spec") for e in {**recorded, **self.new_baselines}.values()}
+                            if s and (self.config.rootpath / s).exists()],
+        )
+        if merged != recorded:
+            baselines.save(self.baseline_path, merged)
+        return stale
 
     def metrics(self) -> dict[str, Any]:
         return {
@@ -76,6 +148,22 @@ class Session:
                 for name, result in self.results.items()
             },
         }
+
+    def report_items(self) -> list[tuple[ExperimentResult, str, dict[str, Any] | None]]:
+        recorded = self.baselines()
+        return [(result, self.outcomes.get(name, "unknown"), recorded.get(name)) for name, result in self.results.items()]
+
+    def summary_lines(self) -> list[str]:
+        from harness.report import rows_for, skipped_row, summary_lines
+
+        rows = [row for result, outcome, baseline in self.report_items() for row in rows_for(result, outcome, baseline)]
+        rows += [skipped_row(name) for name, outcome in self.outcomes.items() if name not in self.results]
+        return summary_lines(rows) if rows else []
+
+    def write_report(self, out_dir: str) -> Path:
+        from harness.report import write_report
+
+        return write_report(out_dir, self.report_items())
 
     def write_metrics(self, path: str) -> Path:
         target = Path(path)

@@ -34,7 +34,7 @@ AUGMENTATIONS = (
 class SpecError(ValueError):
     """A spec that cannot run: names the field, the expectation and what was received."""
 
-    def __init__(self, field: str, expected: str, received: Any, *, hint: str = "") -> None:
+    def __init__(self, field: str, expected: str, received: Any, *, hint: str = "", shown: str | None = None) -> None:
         self.field = field
         self.expected = expected
         self.received = received
@@ -43,7 +43,9 @@ class SpecError(ValueError):
         message = f"`{field}` {expected}."
         if hint:
             message += f" {hint}"
-        message += f" Received: {field.rsplit('.', 1)[-1]}={received!r}"
+        if shown is None:  # `shown` replaces "name=value" where what was received spans several arguments
+            shown = f"{field.rsplit('.', 1)[-1]}={received!r}"
+        message += f" Received: {shown}"
         super().__init__(message)
 
 
@@ -562,10 +564,11 @@ def fine_tune(
         optimizer, batch_size, class_weight, augmentation, callbacks, name: As in
             `feature_extraction`. `name` defaults to "fine_tune".
     """
-    given = [k for k, v in (("unfreeze_from", unfreeze_from), ("unfreeze_fraction", unfreeze_fraction),
-                            ("unfreeze_layers", unfreeze_layers), ("unfreeze_all", unfreeze_all or None)) if v is not None]
-    _check(len(given) == 1, "fine_tune.unfreeze_from", "needs exactly one of unfreeze_from, unfreeze_fraction, "
-           "unfreeze_layers or unfreeze_all=True", tuple(given) or None)
+    given = {k: v for k, v in (("unfreeze_from", unfreeze_from), ("unfreeze_fraction", unfreeze_fraction),
+                               ("unfreeze_layers", unfreeze_layers), ("unfreeze_all", unfreeze_all or None)) if v is not None}
+    if len(given) != 1:
+        raise SpecError("fine_tune", "needs exactly one of unfreeze_from, unfreeze_fraction, unfreeze_layers or "
+                        "unfreeze_all=True", given, shown=", ".join(f"{k}={v!r}" for k, v in given.items()) or "none of them")
     rule: freezing.Rule
     if unfreeze_from is not None:
         if isinstance(unfreeze_from, bool) or not isinstance(unfreeze_from, (str, int)):
@@ -691,6 +694,7 @@ class Experiment:
     marks: tuple[str, ...] = ()
     location: SourceLocation | None = None
     params: tuple[tuple[str, Any], ...] = ()
+    tolerance: float | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -713,6 +717,7 @@ def experiment(
     expect: Sequence[Expectation] = (),
     seed: int = 0,
     marks: Sequence[str] = (),
+    tolerance: float | None = None,
 ) -> Experiment:
     """Declares one experiment; pytest collects it as a test item named `name`.
 
@@ -727,6 +732,8 @@ def experiment(
             `loss_decreases()`, `beats(...)`.
         seed: Seeds Python, NumPy and TensorFlow for this experiment (`--seed` overrides).
         marks: pytest marker names added to the item (`-m` selects on them).
+        tolerance: The largest accepted drop in validation or test accuracy against the
+            recorded baseline (absolute, e.g. 0.02). Defaults to `--tolerance`.
     """
     location = _caller_location()
     _check(isinstance(name, str) and _NAME.fullmatch(name) is not None, "experiment.name",
@@ -759,10 +766,14 @@ def experiment(
     marks = tuple(marks)
     for m in marks:
         _check(isinstance(m, str) and m.isidentifier(), "experiment.marks", "must be marker names (identifiers)", m)
+    if tolerance is not None:
+        _check(isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 <= tolerance <= 1,
+               "experiment.tolerance", "must be a number in [0, 1]", tolerance)
     _check_rules_against_layers(backbone, phases)
     _check_input_size(backbone, dataset.image_size)
     return _register(Experiment(name=name, dataset=dataset, backbone=backbone, head=head, phases=phases, expect=expect,
-                                seed=seed, marks=marks, location=location))
+                                seed=seed, marks=marks, location=location,
+                                tolerance=None if tolerance is None else float(tolerance)))
 
 
 def _check_rules_against_layers(backbone: Backbone, phases: Sequence[Phase]) -> None:
@@ -816,8 +827,9 @@ def parametrize(argnames: str | Sequence[str], argvalues: Sequence[Any], *, ids:
         _check(len(ids) == len(values), "parametrize.ids", f"must hold one id per value ({len(values)})", list(ids))
 
     def decorate(function: Callable) -> Callable:
+        # Decorators apply bottom-up; as with pytest, the one nearest the function comes first in the id.
         existing = getattr(function, "_harness_parametrize", ())
-        function._harness_parametrize = (Parametrization(names, tuple(values), None if ids is None else tuple(ids)),) + existing
+        function._harness_parametrize = existing + (Parametrization(names, tuple(values), None if ids is None else tuple(ids)),)
         return function
 
     return decorate

@@ -79,8 +79,8 @@ def test_unknown_name_suggests_the_closest_and_lists_the_valid_ones():
 
 
 def test_unknown_name_without_a_close_match_has_no_suggestion():
-    with pytest.raises(UnknownBackboneError, match=r"Unknown backbone 'alexnet'\. Expected one of: "):
-        describe("alexnet")
+    with pytest.raises(UnknownBackboneError, match=r"Unknown backbone 'yolo'\. Expected one of: "):
+        describe("yolo")
 
 
 @pytest.mark.parametrize(

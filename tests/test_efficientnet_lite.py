@@ -75,7 +75,18 @@ def test_layer_names_without_top_drop_only_the_classifier():
 
 @pytest.mark.parametrize(
     "input_shape",
-    [(31, 224, 3), (224, 16, 3), (224, 224, 1), (224, 224, 4), (224, 224), (224, 224, 3, 1), "224", 224, (224.0, 224, 3), (True, 224, 3)],
+    [
+        (31, 224, 3),
+        (224, 16, 3),
+        (224, 224, 1),
+        (224, 224, 4),
+        (224, 224),
+        (224, 224, 3, 1),
+        "224",
+        224,
+        (224.0, 224, 3),
+        (True, 224, 3),
+    ],
 )
 def test_bad_input_shape_is_a_clear_value_error(input_shape):
     with pytest.raises(ValueError) as info:
@@ -210,7 +221,8 @@ def test_shape_mismatches_are_reported_per_layer(random_model_with_top, imagenet
     weights = efficientnet_lite._keras_weights_from_torch(imagenet_state_dict, "ckpt")
     weights["top_conv"] = [np.zeros((1, 1, 320, 1000), np.float32)]
 
-    with pytest.raises(WeightsMismatchError, match=r"top_conv: obtained \[\(1, 1, 320, 1000\)\], expected \[\(1, 1, 320, 1280\)\]"):
+    expected_message = r"top_conv: obtained \[\(1, 1, 320, 1000\)\], expected \[\(1, 1, 320, 1280\)\]"
+    with pytest.raises(WeightsMismatchError, match=expected_message):
         efficientnet_lite._assign_weights(random_model_with_top, weights, "ckpt")
 
 
@@ -279,7 +291,10 @@ def test_layer_names_match_the_built_model_without_top(smallest_features_model):
 
 @pytest.mark.parametrize(("size", "grid"), [(160, 5), (32, 1), (97, 4)])
 def test_features_for_other_input_sizes(size, grid, smallest_features_model):
-    model = smallest_features_model if size == 32 else efficientnet_lite0(weights="imagenet", input_shape=(size, size, 3))
+    if size == 32:
+        model = smallest_features_model
+    else:
+        model = efficientnet_lite0(weights="imagenet", input_shape=(size, size, 3))
 
     features = _run(model, np.full((1, size, size, 3), 127.0, np.float32))
 
@@ -293,7 +308,8 @@ def test_a_weights_path_loads_the_same_weights(imagenet_model, kind):
     model = efficientnet_lite0(include_top=True, weights=path)
 
     for name in ("stem_conv", "block_7_depthwise_BN", "predictions"):
-        for obtained, expected in zip(model.get_layer(name).get_weights(), imagenet_model.get_layer(name).get_weights()):
+        expected_weights = imagenet_model.get_layer(name).get_weights()
+        for obtained, expected in zip(model.get_layer(name).get_weights(), expected_weights):
             np.testing.assert_array_equal(obtained, expected, err_msg=name)
 
 

@@ -76,8 +76,11 @@ def test_preprocess_input_is_applied_inside_the_model(name, input_shape):
     expected = keras.ops.convert_to_numpy(plain(module.preprocess_input(pixels.copy()), training=False))
     unpreprocessed = keras.ops.convert_to_numpy(plain(pixels, training=False))
 
-    np.testing.assert_allclose(obtained, expected, rtol=1e-4, atol=1e-4)
-    assert not np.allclose(obtained, unpreprocessed, rtol=1e-2, atol=1e-2)
+    # Randomly initialised networks give tiny activations: compare relative to their scale.
+    scale = np.abs(expected).max()
+    assert scale > 0
+    np.testing.assert_allclose(obtained, expected, rtol=1e-4, atol=1e-5 * scale)
+    assert np.abs(obtained - unpreprocessed).max() > 0.1 * scale
 
 
 def test_model_is_flat_starts_with_preprocess_and_is_named_after_the_backbone():

@@ -38,7 +38,8 @@ def _call(function: bytes, args) -> bytes:
 
 
 def _tensor(storage_type: str, key: str, numel: int, offset: int, size, stride) -> bytes:
-    storage = _tuple([_str("storage"), _global("torch", storage_type), _str(key), _str("cpu"), _int(numel), pickle.NONE])
+    persistent_id = [_str("storage"), _global("torch", storage_type), _str(key), _str("cpu"), _int(numel), pickle.NONE]
+    storage = _tuple(persistent_id)
     return _call(
         _global("torch._utils", "_rebuild_tensor_v2"),
         [
@@ -62,7 +63,8 @@ def _write_legacy(path: Path, state_pickle: bytes, storages: dict[str, np.ndarra
     with open(path, "wb") as file:
         pickle.dump(0x1950A86A20F9469CFC6C, file, protocol=2)
         pickle.dump(1001, file, protocol=2)
-        pickle.dump({"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}, file, protocol=2)
+        sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
+        pickle.dump(sys_info, file, protocol=2)
         file.write(state_pickle)
         pickle.dump(list(storages), file, protocol=2)
         for array in storages.values():

@@ -17,6 +17,8 @@ import dataclasses
 import difflib
 import functools
 import json
+import numbers
+import os
 import sys
 import time
 from pathlib import Path
@@ -130,7 +132,7 @@ def check_input_shape(name: str, input_shape: Sequence[Any], *, include_top: boo
         isinstance(input_shape, (str, bytes))
         or not isinstance(input_shape, Sequence)
         or len(input_shape) != 3
-        or not all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in input_shape)
+        or not all(d is None or (isinstance(d, numbers.Integral) and not isinstance(d, bool)) for d in input_shape)
     ):
         raise ValueError(
             f"`input_shape` must be a tuple of three integers (height, width, channels) for "
@@ -162,7 +164,7 @@ def check_input_shape(name: str, input_shape: Sequence[Any], *, include_top: boo
                 f"With `include_top=True`, `input_shape` must have a fixed height and width "
                 f"for backbone '{name}'. {received}"
             )
-    return tuple(input_shape)
+    return tuple(None if d is None else int(d) for d in input_shape)
 
 
 def keras_version_of_catalog() -> str:
@@ -183,8 +185,9 @@ def _unknown_name_message(name: object) -> str:
     close = difflib.get_close_matches(text.lower(), list(by_lower), n=3, cutoff=0.6)
     suggestion = ""
     if close:
-        quoted = " or ".join(f"'{by_lower[c]}'" for c in close)
-        suggestion = f" Did you mean {quoted}?"
+        quoted = [f"'{by_lower[c]}'" for c in close]
+        alternatives = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        suggestion = f" Did you mean {alternatives}?"
     return (
         f"Unknown backbone {text!r}.{suggestion} Expected one of: {', '.join(names)}. "
         f"Received: name={name!r}"
@@ -222,6 +225,7 @@ def regenerate(path: Path = KERAS_APPLICATIONS_JSON, *, only: Sequence[str] = ()
         "applications": dict(sorted(applications.items(), key=lambda item: item[0].lower())),
     }
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    os.chmod(path, 0o644)  # A package data file: readable by all, unlike the temporary file.
     _keras_applications.cache_clear()
     return data
 

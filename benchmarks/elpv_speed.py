@@ -1,0 +1,162 @@
+"""Benchmark: the ELPV EfficientNet-Lite0 experiment, plain Keras recipe against the harness.
+
+Runs, each in its own process (so peak memory is per variant) and from a cold feature cache:
+
+- plain: exactly the seeds' recipe. The frozen base sits inside `model.fit` and runs over every
+  image in every epoch; then the top blocks are unfrozen (BatchNorm kept frozen), the model is
+  recompiled at a low learning rate and fit again.
+- harness: the same experiment (same phases, epochs, batch size, optimizer, data) through
+  `harness.engine`, which trains on cached features and cached block-boundary activations.
+- harness-warm: the harness again on the now warm cache (the feature pass is skipped).
+
+Both variants read the same decoded, resized, in-memory data, so the ratios measure the
+training work only. Prints a table and, last, `feature_extraction_speedup=X fine_tune_speedup=Y`.
+
+    python benchmarks/elpv_speed.py                  # the spec's settings (specs/elpv.py)
+    python benchmarks/elpv_speed.py --epochs 3       # shorter phases, same recipe
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = "elpv_binary_lite0"
+
+
+def load_experiment(epochs: int | None):
+    from harness import spec
+
+    with spec.collecting() as found:
+        module_spec = importlib.util.spec_from_file_location("elpv_spec", ROOT / "specs" / "elpv.py")
+        module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+    experiment = next(e for e in found if e.name == EXPERIMENT)
+    if epochs is not None:
+        phases = tuple(dataclasses.replace(p, epochs=epochs) for p in experiment.phases)
+        experiment = dataclasses.replace(experiment, phases=phases)
+    return experiment
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_plain(experiment) -> dict:
+    """The seeds' recipe, phase by phase, on the harness's data pipeline."""
+    import keras
+    import tensorflow as tf
+
+    from harness import freezing
+    from harness.backbones import load_backbone
+    from harness.data import loading
+
+    keras.utils.set_random_seed(experiment.seed)
+    data = loading.load(experiment.dataset)
+    size = experiment.image_size
+    base = load_backbone(experiment.backbone.name, weights=experiment.backbone.weights, input_shape=(*size, 3))
+    base.trainable = False
+    inputs = keras.Input((*size, 3))
+    x = base(inputs, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(experiment.head.dropout_rate)(x)
+    outputs = keras.layers.Dense(data.num_classes, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+
+    phases = []
+    for phase in experiment.phases:
+        train = data.train.shuffle(data.sizes["train"], seed=experiment.seed).batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
+        val = data.validation.batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
+        if phase.kind == "fine_tune":
+            # Seeds: base.trainable = True, then freeze the layers below the boundary; BatchNorm stays frozen.
+            base.trainable = True
+            boundary = freezing.start_index(list(info for info, _ in freezing.keras_layers(base)), phase.rule)
+            for index, layer in enumerate(base.layers[1:]):  # layers[0] is the InputLayer
+                layer.trainable = index >= boundary and not isinstance(layer, keras.layers.BatchNormalization)
+        model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        started = time.perf_counter()
+        history = model.fit(train, validation_data=val, epochs=phase.epochs, verbose=0)
+        phases.append({"name": phase.name, "wall_time_s": time.perf_counter() - started,
+                       "val_accuracy": float(history.history["val_accuracy"][-1])})
+    return {"phases": phases, "peak_rss_mib": peak_rss_mib()}
+
+
+def run_harness(experiment) -> dict:
+    from harness import engine
+    from harness.cache import FeatureCache
+
+    result = engine.run(experiment, engine.RunOptions(cache=FeatureCache.default()))
+    phases = [{"name": p.name, "wall_time_s": p.wall_time_s, "val_accuracy": p.val_accuracy, "path": p.path, "cache": p.cache}
+              for p in result.phases]
+    return {"phases": phases, "peak_rss_mib": peak_rss_mib()}
+
+
+def child(variant: str, epochs: int | None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    experiment = load_experiment(epochs)
+    outcome = run_plain(experiment) if variant == "plain" else run_harness(experiment)
+    print("RESULT " + json.dumps(outcome))
+
+
+def spawn(variant: str, epochs: int | None, cache_dir: str) -> dict:
+    command = [sys.executable, __file__, "--child", variant]
+    if epochs is not None:
+        command += ["--epochs", str(epochs)]
+    env = {**os.environ, "HARNESS_CACHE_DIR": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    print(f"running {variant} ...", flush=True)
+    started = time.perf_counter()
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stdout + completed.stderr)
+        raise SystemExit(f"{variant} failed with exit code {completed.returncode}")
+    line = next(l for l in completed.stdout.splitlines() if l.startswith("RESULT "))
+    outcome = json.loads(line[len("RESULT "):])
+    outcome["process_s"] = time.perf_counter() - started
+    return outcome
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=None, help="Epochs per phase (default: the spec's)")
+    parser.add_argument("--child", choices=["plain", "harness"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.epochs)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as cache_dir:
+        # The converted Lite0 weights live in the cache too: convert them once, outside the timings.
+        subprocess.run([sys.executable, "-c", "import harness; harness.load_backbone('efficientnet_lite0')"],
+                       env={**os.environ, "HARNESS_CACHE_DIR": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}, check=True,
+                       capture_output=True)
+        plain = spawn("plain", args.epochs, cache_dir)
+        cold = spawn("harness", args.epochs, cache_dir)
+        warm = spawn("harness", args.epochs, cache_dir)
+
+    print()
+    print(f"{'phase':<20}{'plain s':>10}{'harness s':>11}{'ratio':>8}{'warm s':>9}{'plain acc':>11}{'harness acc':>13}  path (cold / warm cache)")
+    ratios = {}
+    for p, h, w in zip(plain["phases"], cold["phases"], warm["phases"]):
+        ratios[p["name"]] = p["wall_time_s"] / h["wall_time_s"]
+        print(f"{p['name']:<20}{p['wall_time_s']:>10.1f}{h['wall_time_s']:>11.1f}{ratios[p['name']]:>7.1f}x{w['wall_time_s']:>9.1f}"
+              f"{p['val_accuracy']:>11.4f}{h['val_accuracy']:>13.4f}  {h['path']} ({h['cache']} / {w['cache']})")
+    print(f"peak RSS: plain {plain['peak_rss_mib']:.0f} MiB, harness {cold['peak_rss_mib']:.0f} MiB (cold), "
+          f"{warm['peak_rss_mib']:.0f} MiB (warm)")
+    print(f"process wall time: plain {plain['process_s']:.0f} s, harness {cold['process_s']:.0f} s (cold), "
+          f"{warm['process_s']:.0f} s (warm)")
+    print(f"feature_extraction_speedup={ratios.get('feature_extraction', float('nan')):.1f} "
+          f"fine_tune_speedup={ratios.get('fine_tune', float('nan')):.1f}")
+
+
+if __name__ == "__main__":
+    main()

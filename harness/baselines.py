@@ -1,0 +1,125 @@
+"""The accuracy regression gate: recorded baselines, compared on every run, updated on request.
+
+The baseline file is JSON with one entry per experiment (parametrised ids included), keys in a
+stable order so that diffs read well. It is rewritten only with `--update-baselines`, only at
+the end of a session that was not interrupted, and atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from harness.paths import atomic_write_text
+from harness.results import Check, ExperimentResult
+
+METRICS = ("val_accuracy", "test_accuracy")
+
+
+class BaselineFileError(ValueError):
+    """The baseline file exists but cannot be read."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    tolerance: float  # the largest accepted drop in accuracy (absolute, e.g. 0.02)
+    update_command: str
+
+
+def entry_for(result: ExperimentResult, spec_file: str) -> dict[str, Any]:
+    """What is recorded for one experiment."""
+    final = result.final
+    entry: dict[str, Any] = {
+        "spec": spec_file,
+        "seed": result.seed,
+        "val_accuracy": round(final.val_accuracy, 4),
+        "val_loss": round(final.val_loss, 4),
+        "trainable_params": {p.name: p.trainable_params for p in result.phases},
+    }
+    if final.test_accuracy is not None:
+        entry["test_accuracy"] = round(final.test_accuracy, 4)
+        entry["test_loss"] = round(final.test_loss, 4)
+    return entry
+
+
+def load(path: Path) -> dict[str, dict[str, Any]]:
+    """The recorded entries by experiment name; {} when the file does not exist."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        experiments = data["experiments"]
+        if not isinstance(experiments, dict):
+            raise TypeError("`experiments` is not an object")
+    except (ValueError, KeyError, TypeError) as error:
+        raise BaselineFileError(
+            f"The baseline file {path} cannot be read ({error}). Fix it by hand or delete it and record new "
+            f"baselines with --update-baselines."
+        ) from None
+    return experiments
+
+
+def save(path: Path, entries: Mapping[str, Mapping[str, Any]]) -> None:
+    """Writes `entries` atomically, sorted by experiment name and key."""
+    text = json.dumps({"experiments": dict(sorted(entries.items()))}, indent=2, sort_keys=True)
+    atomic_write_text(path, text + "\n")
+
+
+def compare(result: ExperimentResult, baseline: Mapping[str, Any] | None, gate: Gate) -> list[Check]:
+    """Gate checks of `result` against its baseline: accuracy drops and parameter counts."""
+    if baseline is None:
+        return []
+    checks: list[Check] = []
+    remedy = f"To accept the new values, run: {gate.update_command}"
+    final = result.final
+    for metric in METRICS:
+        recorded = baseline.get(metric)
+        obtained = getattr(final, metric)
+        if recorded is None or obtained is None:
+            continue
+        drop = recorded - obtained
+        checks.append(Check(
+            name=f"baseline_{metric}",
+            phase=None,
+            passed=drop <= gate.tolerance + 1e-12,
+            expected=f"at most {gate.tolerance:.4f} below the baseline {recorded:.4f}",
+            obtained=f"{obtained:.4f} (drop {drop:+.4f})" if drop > 0 else f"{obtained:.4f} (improved by {-drop:.4f})",
+            details=[] if drop <= gate.tolerance + 1e-12 else [remedy],
+        ))
+    recorded_params = baseline.get("trainable_params", {})
+    obtained_params = {p.name: p.trainable_params for p in result.phases}
+    if recorded_params != obtained_params:
+        changed = [f"{name}: baseline {recorded_params.get(name, '-')}, obtained {obtained_params.get(name, '-')}"
+                   for name in sorted(set(recorded_params) | set(obtained_params))
+                   if recorded_params.get(name) != obtained_params.get(name)]
+        checks.append(Check("baseline_trainable_params", None, False, "the recorded trainable-parameter counts",
+                            "different counts", details=[*changed, remedy]))
+    return checks
+
+
+def updated(
+    recorded: Mapping[str, dict[str, Any]],
+    new_entries: Mapping[str, dict[str, Any]],
+    collected: Mapping[str, Iterable[str]],
+    existing_specs: Iterable[str],
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The baseline entries after an update, and the names of entries removed as stale.
+
+    Args:
+        recorded: The entries in the file now.
+        new_entries: Entries of the experiments that ran (and passed their invariants).
+        collected: For each spec file collected this session, every experiment name it declares.
+        existing_specs: Spec files that exist (entries of deleted spec files are stale).
+    """
+    existing = set(existing_specs)
+    merged = {**recorded, **new_entries}
+    stale = sorted(
+        name for name, entry in merged.items()
+        if (entry.get("spec") in collected and name not in set(collected[entry.get("spec")]))
+        or entry.get("spec") not in existing
+    )
+    for name in stale:
+        merged.pop(name)
+    return merged, stale

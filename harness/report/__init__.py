@@ -1,0 +1,18 @@
+"""Reports of a run: the terminal summary, PNG figures, TensorBoard logs and an HTML/Markdown index.
+
+Pure functions over `harness.results.ExperimentResult`; no pytest. Importing this package
+imports neither matplotlib nor TensorFlow: the functions that need them import them when called.
+
+    from harness.report import write_report
+    write_report("report/", [(result, "passed", {"test_accuracy": 0.88})])
+"""
+
+from harness.report.index import experiment_dirs, safe_name, write_index, write_report
+from harness.report.plots import confusion_matrix, training_curves
+from harness.report.tensorboard import write_tensorboard
+from harness.report.terminal import SummaryRow, rows_for, skipped_row, summary_lines
+
+__all__ = [
+    "SummaryRow", "confusion_matrix", "experiment_dirs", "rows_for", "safe_name", "skipped_row",
+    "summary_lines", "training_curves", "write_index", "write_report", "write_tensorboard",
+]

@@ -1,0 +1,164 @@
+"""The summary table that pytest prints at the end of a run: one row per experiment phase.
+
+Pure functions over `ExperimentResult`s; no pytest, no TensorFlow. The HTML and Markdown
+index render the same rows through `cells`, so the three tables always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from harness.results import ExperimentResult
+
+MISSING = "-"
+
+# (header, alignment): "<" for text, ">" for numbers.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("experiment", "<"),
+    ("phase", "<"),
+    ("epochs", ">"),
+    ("val acc", ">"),
+    ("test acc", ">"),
+    ("baseline", ">"),
+    ("delta", ">"),
+    ("trainable", ">"),
+    ("time", ">"),
+    ("result", "<"),
+)
+SEPARATOR = "  "
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of the summary: a phase of an experiment, or a whole experiment that did not run.
+
+    `baseline`, `delta` and `outcome` are set on an experiment's final row only. `baseline_metric`
+    names what `baseline` and `delta` compare: "test_accuracy" or "val_accuracy".
+    """
+
+    experiment: str
+    phase: str | None = None
+    epochs_run: int | None = None
+    epochs: int | None = None
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    baseline: float | None = None
+    baseline_metric: str | None = None
+    delta: float | None = None
+    trainable_params: int | None = None
+    wall_time_s: float | None = None
+    outcome: str | None = None
+
+
+def rows_for(result: ExperimentResult, outcome: str, baseline: Mapping[str, Any] | None) -> list[SummaryRow]:
+    """Returns one `SummaryRow` per phase of `result`.
+
+    Args:
+        result: the experiment's result.
+        outcome: pytest's outcome for the experiment ("passed", "failed", "skipped"; any case).
+        baseline: the accepted metrics, e.g. `{"val_accuracy": 0.87, "test_accuracy": 0.88}`,
+            or `None` when the experiment has none. The final row compares test accuracy when
+            both the run and the baseline have it, else validation accuracy.
+
+    Returns:
+        The rows, first phase first. An experiment without phases gets a single row.
+    """
+    label = outcome.upper()
+    if not result.phases:
+        return [SummaryRow(experiment=result.name, wall_time_s=result.wall_time_s, outcome=label)]
+    rows = []
+    last = len(result.phases) - 1
+    for index, phase in enumerate(result.phases):
+        final = index == last
+        metric, reference, delta = _compare(phase.val_accuracy, phase.test_accuracy, baseline) if final else (None, None, None)
+        rows.append(
+            SummaryRow(
+                experiment=result.name,
+                phase=phase.name,
+                epochs_run=phase.epochs_run,
+                epochs=phase.epochs,
+                val_accuracy=phase.val_accuracy,
+                test_accuracy=phase.test_accuracy,
+                baseline=reference,
+                baseline_metric=metric,
+                delta=delta,
+                trainable_params=phase.trainable_params,
+                wall_time_s=phase.wall_time_s,
+                outcome=label if final else None,
+            )
+        )
+    return rows
+
+
+def skipped_row(name: str) -> SummaryRow:
+    """Returns the row of an experiment that was skipped before it produced a result."""
+    return SummaryRow(experiment=name, outcome="SKIPPED")
+
+
+def summary_lines(rows: Sequence[SummaryRow]) -> list[str]:
+    """Renders `rows` as a fixed-width table: a header, a rule, then one line per row.
+
+    Column widths follow the content, so long (parametrised) experiment names widen the first
+    column instead of shifting the others. Every line has the same length.
+    """
+    table = [tuple(header for header, _ in COLUMNS)] + [cells(row) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+
+    def render(line: Sequence[str]) -> str:
+        return SEPARATOR.join(f"{cell:{align}{width}}" for cell, (_, align), width in zip(line, COLUMNS, widths))
+
+    header = render(table[0])
+    return [header, "-" * len(header)] + [render(line) for line in table[1:]]
+
+
+def cells(row: SummaryRow) -> tuple[str, ...]:
+    """Returns the row's cells as displayed, in `COLUMNS` order; absent values read "-"."""
+    return (
+        row.experiment,
+        row.phase or MISSING,
+        MISSING if row.epochs is None else f"{MISSING if row.epochs_run is None else row.epochs_run}/{row.epochs}",
+        format_accuracy(row.val_accuracy),
+        format_accuracy(row.test_accuracy),
+        _format_baseline(row.baseline, row.baseline_metric),
+        MISSING if row.delta is None else f"{row.delta:+.3f}",
+        MISSING if row.trainable_params is None else f"{row.trainable_params:,}",
+        format_duration(row.wall_time_s),
+        row.outcome or "",
+    )
+
+
+def format_accuracy(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.3f}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """Formats a wall time compactly: "8.4s", "3m05s", "1h02m"."""
+    if seconds is None:
+        return MISSING
+    if seconds < 59.95:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _compare(
+    val: float | None, test: float | None, baseline: Mapping[str, Any] | None
+) -> tuple[str | None, float | None, float | None]:
+    """Returns (metric, baseline value, obtained - baseline): test accuracy first, else validation."""
+    if not baseline:
+        return None, None, None
+    for metric, obtained in (("test_accuracy", test), ("val_accuracy", val)):
+        reference = baseline.get(metric)
+        if reference is not None and obtained is not None:
+            return metric, float(reference), obtained - float(reference)
+    return None, None, None
+
+
+def _format_baseline(value: float | None, metric: str | None) -> str:
+    if value is None:
+        return MISSING
+    # Test accuracy is the usual comparison; say so only when it fell back to validation.
+    return f"{value:.3f}" if metric == "test_accuracy" else f"{value:.3f} (val)"
