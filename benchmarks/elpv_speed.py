@@ -8,6 +8,7 @@ Runs, each in its own process (so peak memory is per variant) and from a cold fe
 - harness: the same experiment (same phases, epochs, batch size, optimizer, data) through
   `harness.engine`, which trains on cached features and cached block-boundary activations.
 - harness-warm: the harness again on the now warm cache (the feature pass is skipped).
+- with --xla, harness-xla: the warm run again with XLA (`jit_compile=True`) for the training steps.
 
 Both variants read the same decoded, resized, in-memory data, so the ratios measure the
 training work only. Prints a table and, last, `feature_extraction_speedup=X fine_tune_speedup=Y`.
@@ -91,11 +92,11 @@ def run_plain(experiment) -> dict:
     return {"phases": phases, "peak_rss_mib": peak_rss_mib()}
 
 
-def run_harness(experiment) -> dict:
+def run_harness(experiment, jit_compile: bool | str = "auto") -> dict:
     from harness import engine
     from harness.cache import FeatureCache
 
-    result = engine.run(experiment, engine.RunOptions(cache=FeatureCache.default()))
+    result = engine.run(experiment, engine.RunOptions(cache=FeatureCache.default(), jit_compile=jit_compile))
     phases = [{"name": p.name, "wall_time_s": p.wall_time_s, "val_accuracy": p.val_accuracy, "path": p.path, "cache": p.cache}
               for p in result.phases]
     return {"phases": phases, "peak_rss_mib": peak_rss_mib()}
@@ -104,7 +105,10 @@ def run_harness(experiment) -> dict:
 def child(variant: str, epochs: int | None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     experiment = load_experiment(epochs)
-    outcome = run_plain(experiment) if variant == "plain" else run_harness(experiment)
+    if variant == "plain":
+        outcome = run_plain(experiment)
+    else:
+        outcome = run_harness(experiment, jit_compile=True if variant == "harness-xla" else "auto")
     print("RESULT " + json.dumps(outcome))
 
 
@@ -128,7 +132,8 @@ def spawn(variant: str, epochs: int | None, cache_dir: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="Epochs per phase (default: the spec's)")
-    parser.add_argument("--child", choices=["plain", "harness"], help=argparse.SUPPRESS)
+    parser.add_argument("--xla", action="store_true", help="Also time the warm harness run with jit_compile=True")
+    parser.add_argument("--child", choices=["plain", "harness", "harness-xla"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.epochs)
@@ -142,6 +147,7 @@ def main() -> None:
         plain = spawn("plain", args.epochs, cache_dir)
         cold = spawn("harness", args.epochs, cache_dir)
         warm = spawn("harness", args.epochs, cache_dir)
+        xla = spawn("harness-xla", args.epochs, cache_dir) if args.xla else None
 
     print()
     print(f"{'phase':<20}{'plain s':>10}{'harness s':>11}{'ratio':>8}{'warm s':>9}{'plain acc':>11}{'harness acc':>13}  path (cold / warm cache)")
@@ -154,6 +160,10 @@ def main() -> None:
           f"{warm['peak_rss_mib']:.0f} MiB (warm)")
     print(f"process wall time: plain {plain['process_s']:.0f} s, harness {cold['process_s']:.0f} s (cold), "
           f"{warm['process_s']:.0f} s (warm)")
+    if xla is not None:
+        for w, x in zip(warm["phases"], xla["phases"]):
+            print(f"XLA (jit_compile=True) on the warm cache, {w['name']}: {x['wall_time_s']:.1f} s against "
+                  f"{w['wall_time_s']:.1f} s without ({w['wall_time_s'] / x['wall_time_s']:.2f}x)")
     print(f"feature_extraction_speedup={ratios.get('feature_extraction', float('nan')):.1f} "
           f"fine_tune_speedup={ratios.get('fine_tune', float('nan')):.1f}")
 

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import pytest
 
 from harness import spec
+from harness.paths import relative_to_root
 from harness.results import ExperimentResult
 from harness.session import Session
 
@@ -41,7 +42,7 @@ class SpecFile(pytest.File):
 
     def _collect(self) -> Iterator["ExperimentItem"]:
         experiments = self._import()
-        Session.of(self.config).collected[_relative(self.path, self.config.rootpath)] = [e.name for e in experiments]
+        Session.of(self.config).collected[relative_to_root(self.path, self.config.rootpath)] = [e.name for e in experiments]
         seen: dict[str, spec.Experiment] = {}
         for experiment in experiments:
             if experiment.name in seen:
@@ -54,9 +55,7 @@ class SpecFile(pytest.File):
             yield ExperimentItem.from_parent(self, name=experiment.name, experiment=experiment)
 
     def _import(self) -> list[spec.Experiment]:
-        module_name = "harness_specs." + re.sub(r"\W", "_", str(self.path.relative_to(self.config.rootpath)
-                                                                if self.path.is_relative_to(self.config.rootpath)
-                                                                else self.path.stem))
+        module_name = "harness_specs." + re.sub(r"\W", "_", relative_to_root(self.path, self.config.rootpath))
         loader_spec = importlib.util.spec_from_file_location(module_name, self.path)
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module
@@ -79,10 +78,6 @@ class SpecFile(pytest.File):
 
     def _where(self, experiment: spec.Experiment) -> str:
         return str(experiment.location) if experiment.location else str(self.path)
-
-
-def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
 def _line_in(error: BaseException, path: Path) -> int | str:

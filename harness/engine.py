@@ -28,7 +28,8 @@ import tensorflow as tf
 from harness import freezing, invariants, spec
 from harness.cache import FeatureCache, make_key, weights_digest
 from harness.data import loading
-from harness.model import Built, load as load_model
+from harness import model as model_lib
+from harness.model import Built
 from harness.results import ExperimentResult, PhaseResult
 
 OPTIMIZERS = {
@@ -48,6 +49,9 @@ class RunOptions:
     activation_budget_bytes: int = 6 * 1024**3
     progress: Callable[[str], None] | None = None
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism()
+    # XLA for training steps. "auto" is Keras's default (off on CPU-only machines); the
+    # benchmark measures True against it (README, "Performance").
+    jit_compile: bool | str = "auto"
 
 
 @dataclass
@@ -77,8 +81,9 @@ def run(
     keras.utils.set_random_seed(seed)
     if options.deterministic:
         tf.config.experimental.enable_op_determinism()
+    backbone = model_lib.load_backbone(experiment)  # first: missing weights skip before any data is read
     data = loading.load(experiment.dataset)
-    built = load_model(experiment, data.num_classes)
+    built = model_lib.load(experiment, backbone, data.num_classes)
     result = ExperimentResult(
         name=experiment.name,
         seed=seed,
@@ -130,7 +135,7 @@ class _PhaseRunner:
 
         # Recompiling after every `trainable` change is not optional: Keras only picks the
         # change up at compile time.
-        model.compile(optimizer=self._optimizer(phase), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        self._compile(model, phase)
         plan = self._plan(phase, trainable)
         if plan.kind == "full":
             train_model = model
@@ -139,11 +144,13 @@ class _PhaseRunner:
             cache_state = "none"
         else:
             train_model = plan.train_model
-            train_model.compile(optimizer=self._optimizer(phase), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            self._compile(train_model, phase)
             arrays, cache_state = self._cached_inputs(plan)
             train_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["train"], self.labels["train"])), phase, shuffle=True)
             val_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["validation"], self.labels["validation"])), phase)
 
+        if phase.backbone_learning_rate is not None:
+            train_model = self._two_rates(train_model, phase)
         history = train_model.fit(
             train_ds,
             validation_data=val_ds,
@@ -189,15 +196,18 @@ class _PhaseRunner:
         backbone = self.built.backbone
         pairs = list(freezing.keras_layers(backbone))
         first = next((i for i, (info, _) in enumerate(pairs) if info.qualified_name in trainable), None)
-        if first is None:
-            return Plan("features", "the whole backbone is frozen", lower=backbone, train_model=self.built.head)
         if first == 0:
             return Plan("full", "the whole backbone is trainable")
-        lower_layers = [layer for _, layer in pairs[:first]]
+        # Cached outputs are computed in inference mode; with `train_batchnorm` the backbone follows
+        # `fit`'s training flag, so frozen random layers (a whole frozen backbone's too) would drop.
+        frozen_layers = [layer for _, layer in pairs[:first]]
+        if self.built.backbone_training is None and any(_is_random(layer) for layer in frozen_layers):
+            return Plan("full", "frozen layers are random in training mode (dropout, noise) and train_batchnorm "
+                                "makes the backbone follow it")
+        if first is None:
+            return Plan("features", "the whole backbone is frozen", lower=backbone, train_model=self.built.head)
         if any(info.path for info, _ in pairs):
             return Plan("full", "the backbone nests models; activations are cached only for flat backbones")
-        if self.built.backbone_training is None and any(_is_random(layer) for layer in lower_layers):
-            return Plan("full", "frozen layers below the boundary are random in training mode (dropout, noise)")
         cut_layer = pairs[first][1]
         cut = _single_cut(pairs, first)
         if cut is None:
@@ -212,7 +222,8 @@ class _PhaseRunner:
         lower = keras.Model(backbone.input, cut, name="frozen_lower")
         upper = keras.Model(cut, backbone.output, name="trainable_upper")
         inputs = keras.Input(tuple(cut.shape[1:]), name="activations")
-        train_model = keras.Model(inputs, self.built.head(upper(inputs, training=self.built.backbone_training)))
+        upper_outputs = model_lib.call_with_training(upper, inputs, self.built.backbone_training)
+        train_model = keras.Model(inputs, self.built.head(upper_outputs))
         return Plan("activations", f"layers below {cut_layer.name!r} are frozen", lower=lower, train_model=train_model,
                     cut_layer=cut_layer.name)
 
@@ -262,11 +273,11 @@ class _PhaseRunner:
         return self.labels[split]
 
     def _checksums(self, split: str) -> np.ndarray:
-        sums = self.data.split(split).map(lambda image, label: tf.reduce_sum(tf.cast(image, tf.float64)))
+        sums = self.data.split(split).map(_pixel_sum)
         return np.fromiter(sums.as_numpy_iterator(), dtype=np.float64)
 
     def _predict(self, model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray:
-        batches = dataset.map(lambda image, label: image).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
+        batches = dataset.map(_image_only).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
         return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
 
     def _batched(self, dataset: tf.data.Dataset, phase: spec.Phase, *, shuffle: bool = False, augment: bool = False) -> tf.data.Dataset:
@@ -280,15 +291,28 @@ class _PhaseRunner:
 
     def _evaluate(self, split: str) -> dict[str, float]:
         """Accuracy and loss of the full model, end to end on raw images; keeps the predictions."""
-        images = self.data.split(split).map(lambda image, label: image).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
+        images = self.data.split(split).map(_image_only).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
         probabilities = np.asarray(self.built.model.predict(images, verbose=0), dtype=np.float64)
         labels = self._labels(split)
         self.predictions[split] = (labels, probabilities.argmax(axis=-1))
         picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
         return {"accuracy": float(np.mean(self.predictions[split][1] == labels)), "loss": float(-np.mean(np.log(picked)))}
 
-    def _optimizer(self, phase: spec.Phase) -> keras.optimizers.Optimizer:
-        return OPTIMIZERS[phase.optimizer](learning_rate=phase.learning_rate)
+    def _compile(self, model: keras.Model, phase: spec.Phase) -> None:
+        model.compile(optimizer=self._optimizer(phase), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=self.options.jit_compile)
+
+    def _optimizer(self, phase: spec.Phase, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+        return OPTIMIZERS[phase.optimizer](learning_rate=phase.learning_rate if learning_rate is None else learning_rate)
+
+    def _two_rates(self, network: keras.Model, phase: spec.Phase) -> keras.Model:
+        """`network` wrapped so that the backbone's variables train at `backbone_learning_rate`."""
+        from harness.discriminative import TwoRateModel
+
+        wrapper = TwoRateModel(network, self.built.backbone.trainable_variables,
+                               self._optimizer(phase, phase.backbone_learning_rate))
+        self._compile(wrapper, phase)
+        return wrapper
 
     def _callbacks(self, phase: spec.Phase) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = []
@@ -317,6 +341,14 @@ class _PhaseRunner:
         matrix = np.zeros((self.data.num_classes, self.data.num_classes), dtype=int)
         np.add.at(matrix, (truth, predicted), 1)
         return matrix.tolist()
+
+
+def _image_only(image: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+    return image
+
+
+def _pixel_sum(image: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.cast(image, tf.float64))
 
 
 def _split_name(dataset: spec.Dataset, role: str) -> str:

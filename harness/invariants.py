@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from harness import spec
-from harness.results import Check, ExperimentResult
+from harness.results import Check, ExperimentResult, PhaseResult
 
 MAX_LISTED = 5
 
@@ -52,7 +52,10 @@ def evaluate(
     `others` maps other experiments' names to their final metrics (`val_accuracy`,
     `test_accuracy`) and `source` ("this session" or "the baseline"), for `beats`.
     """
-    checks: list[Check] = []
+    # The harness's own guarantee, always checked: a phase trained on cached inputs leaves the
+    # full model with the accuracy the cached path measured (end to end on raw images).
+    checks: list[Check] = [_cached_path(phase, result.split_sizes["validation"]) for phase in result.phases
+                           if phase.cached_val_accuracy is not None]
     for expectation in experiment.expect:
         if isinstance(expectation, spec.FrozenWeightsUnchanged):
             checks += [_frozen(name, changes) for name, changes in weights.items()]
@@ -67,6 +70,20 @@ def evaluate(
         elif isinstance(expectation, spec.Beats):
             checks.append(_beats(result, expectation, others))
     return checks
+
+
+def _cached_path(phase: PhaseResult, n_validation: int) -> Check:
+    # Batched inference on raw images and on cached inputs agree up to float round-off, which
+    # may flip a borderline prediction or two; anything more means the paths diverged.
+    allowed = 2 / n_validation
+    difference = abs(phase.val_accuracy - phase.cached_val_accuracy)
+    return Check(
+        name="cached_path_matches_end_to_end",
+        phase=phase.name,
+        passed=difference <= allowed + 1e-12,
+        expected=f"end-to-end validation accuracy within {allowed:.4f} (2 images) of the {phase.path} figure",
+        obtained=f"{phase.val_accuracy:.4f} end to end vs {phase.cached_val_accuracy:.4f} cached",
+    )
 
 
 def _frozen(phase: str, changes: WeightChanges) -> Check:

@@ -24,19 +24,52 @@ class Built:
     backbone_training: bool | None  # the `training` argument the backbone is called with
 
 
-def load(experiment: spec.Experiment, num_classes: int) -> Built:
-    """Builds the full model for `experiment`, backbone weights loaded as declared."""
+def load_backbone(experiment: spec.Experiment) -> keras.Model:
+    """The declared backbone at the experiment's input size, weights loaded as declared."""
+    return _backbone(experiment.backbone, (*experiment.image_size, 3))
+
+
+def load(experiment: spec.Experiment, backbone: keras.Model, num_classes: int) -> Built:
+    """Builds the full model for `experiment` around `backbone` (see `load_backbone`)."""
     input_shape = (*experiment.image_size, 3)
-    backbone = _backbone(experiment.backbone, input_shape)
     head = _head(experiment.head, tuple(backbone.output.shape[1:]), num_classes)
     # As the Keras transfer-learning guide does: the backbone runs in inference mode, so frozen
     # BatchNorm keeps its statistics even once layers above it are unfrozen. Only a phase that
     # asks to train BatchNorm needs the backbone to follow the training flag.
     backbone_training = None if any(p.train_batchnorm for p in experiment.phases) else False
     inputs = keras.Input(input_shape, name="image")
-    outputs = head(backbone(inputs, training=backbone_training))
+    outputs = head(call_with_training(backbone, inputs, backbone_training))
     model = keras.Model(inputs, outputs, name=re.sub(r"\W", "_", experiment.name))
     return Built(model=model, backbone=backbone, head=head, backbone_training=backbone_training)
+
+
+def call_with_training(network: keras.Model, inputs: Any, training: bool | None) -> Any:
+    """`network(inputs, training=training)` in a functional graph, keeping `training` when it is set.
+
+    Keras up to 3.15 drops a `training` flag written at a call in a functional graph: the model
+    around it passes its own flag to every layer that takes one (fixed in keras-team/keras#23364).
+    `backbone(x, training=False)` then runs the backbone in training mode during `fit`, and its
+    Dropout drops although it is frozen (frozen BatchNorm is spared only by `trainable=False`).
+    `None` follows the flag of the model around it.
+    """
+    if training is None:
+        return network(inputs)
+    return _FixedTraining(network, training)(inputs)
+
+
+class _FixedTraining(keras.layers.Layer):
+    """Calls `network` with a fixed `training` flag; its `call` takes none, so none is passed in."""
+
+    def __init__(self, network: keras.Model, training: bool) -> None:
+        super().__init__(name=f"{network.name}_training_{str(training).lower()}")
+        self.network = network
+        self.fixed_training = training
+
+    def call(self, inputs: Any) -> Any:
+        return self.network(inputs, training=self.fixed_training)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return self.network.compute_output_shape(input_shape)
 
 
 def _backbone(declared: spec.Backbone, input_shape: tuple[int, int, int]) -> keras.Model:
@@ -62,6 +95,3 @@ def _head(declared: spec.ClassifierHead, feature_shape: tuple[int, ...], num_cla
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="predictions"))
     return keras.Sequential(layers, name="head")
 
-
-def count_params(variables: list[Any]) -> int:
-    return int(sum(int(v.numpy().size) for v in variables))

@@ -51,6 +51,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def relative_to_root(path: str | os.PathLike[str], root: Path) -> str:
+    """`path` relative to `root` in POSIX form when it lies below it, else as given."""
+    path = Path(path)
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Writes `text` (UTF-8) to `path` atomically (see `atomic_path`); returns `path`."""
     with atomic_path(path) as tmp:

@@ -108,6 +108,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
     if isinstance(item, ExperimentItem) and (report.when == "call" or report.skipped):
         Session.of(item.config).outcomes[item.experiment.name] = report.outcome
+        if report.skipped and isinstance(report.longrepr, tuple) and item.experiment.location:
+            # Point the skip at the spec's line, not at the harness code that raised it.
+            report.longrepr = (item.experiment.location.path, item.experiment.location.line, report.longrepr[2])
     return report
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from harness import __version__, baselines, spec
-from harness.paths import atomic_write_text
+from harness.paths import atomic_write_text, relative_to_root
 from harness.results import ExperimentResult
 
 SESSION_KEY = pytest.StashKey["Session"]()
@@ -106,8 +106,7 @@ class Session:
         return self._baselines
 
     def spec_file(self, experiment: spec.Experiment) -> str:
-        path = Path(experiment.location.path) if experiment.location else Path("?")
-        return path.relative_to(self.config.rootpath).as_posix() if path.is_relative_to(self.config.rootpath) else str(path)
+        return relative_to_root(experiment.location.path if experiment.location else "?", self.config.rootpath)
 
     def _gate(self, experiment: spec.Experiment, result: ExperimentResult, nodeid: str) -> None:
         if self.updating_baselines:

@@ -75,6 +75,8 @@ def check_each_invariant_outcome_is_recorded(metrics: dict) -> None:
     checks = metrics["experiments"]["tiny_two_phase"]["checks"]
     outcomes = {(c["name"], c["phase"]): c["passed"] for c in checks}
     assert outcomes == {
+        ("cached_path_matches_end_to_end", "feature_extraction"): True,  # always checked on a cached path
+        ("cached_path_matches_end_to_end", "fine_tune"): True,
         ("frozen_weights_unchanged", "feature_extraction"): True,
         ("frozen_weights_unchanged", "fine_tune"): True,
         ("trainable_params", "feature_extraction"): True,

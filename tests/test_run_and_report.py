@@ -65,7 +65,7 @@ def test_failing_experiment_lists_every_broken_invariant(spec_pytester: pytest.P
     result.assert_outcomes(failed=1)
     section = failure_section(result, "broken")
     where = f"{spec_pytester.path / 'specs' / 'broken.py'}:{line_of(text, 'experiment(')}"
-    assert section.splitlines()[0] == f"experiment 'broken' broke 3 of 4 invariants ({where}):"
+    assert section.splitlines()[0] == f"experiment 'broken' broke 3 of 5 invariants ({where}):"
     result.stdout.fnmatch_lines([
         "  feature_extraction: frozen_weights_unchanged: obtained 1 changed, expected all * frozen variables bit-for-bit unchanged",
         "      counter/calls: max |delta| = *",
@@ -74,11 +74,11 @@ def test_failing_experiment_lists_every_broken_invariant(spec_pytester: pytest.P
     ], consecutive=True)
     assert "loss_decreases" not in section  # only the broken ones are listed
     assert "Traceback" not in section and "tensorflow" not in section.lower() and ".py:" not in section.split("\n", 1)[1]
-    result.stdout.fnmatch_lines(["FAILED specs/broken.py::broken - experiment 'broken' broke 3 of 4 invariants*"])
+    result.stdout.fnmatch_lines(["FAILED specs/broken.py::broken - experiment 'broken' broke 3 of 5 invariants*"])
 
     # A failed experiment still reports what it measured.
     case = ET.parse(spec_pytester.path / "report.xml").getroot().find(".//testcase")
-    assert case.find("failure").get("message").startswith("experiment 'broken' broke 3 of 4 invariants")
+    assert case.find("failure").get("message").startswith("experiment 'broken' broke 3 of 5 invariants")
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert float(properties["feature_extraction.val_accuracy"]) < 1.0
     assert properties["feature_extraction.trainable_params"] == str(HEAD_PARAMS)

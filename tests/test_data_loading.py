@@ -1,0 +1,91 @@
+"""Data sets as the engine sees them: TFDS by name (download faked), image folders, arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness import spec
+
+tf = pytest.importorskip("tensorflow")
+tfds = pytest.importorskip("tensorflow_datasets")
+
+from harness.data import loading  # noqa: E402
+
+
+def test_tfds_by_name_with_the_download_faked_and_gray_expanded_to_rgb():
+    # The real `tfds.load(name)` path, with TFDS's own mock standing in for download and preparation.
+    dataset = spec.tfds_dataset("mnist", image_size=32, validation_split="test")
+    with tfds.testing.mock_data(num_examples=12):
+        data = loading.load(dataset)
+    assert data.num_classes == 10
+    assert data.class_names == [str(i) for i in range(10)]
+    assert data.sizes == {"train": 12, "validation": 12}
+    image, label = next(iter(data.train))
+    assert image.shape == (32, 32, 3) and image.dtype == tf.float32
+    assert label.dtype == tf.int32
+    assert np.array_equal(image[..., 0], image[..., 2])  # gray copied to three channels
+    assert 0 <= float(tf.reduce_min(image)) and float(tf.reduce_max(image)) <= 255
+
+
+@pytest.fixture(scope="module")
+def elpv_fake_dir(tmp_path_factory):
+    """The shipped ELPV builder prepared from the tiny fake files (19 train, 5 validation, 8 test)."""
+    import harness.data.datasets.elpv  # noqa: F401  (registers "elpv")
+    from pathlib import Path
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    manual = Path(__file__).parent / "fake_data" / "elpv"
+    tfds.builder("elpv", data_dir=str(data_dir)).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    return str(data_dir)
+
+
+def test_tfds_split_slicing_on_the_shipped_builder(elpv_fake_dir):
+    dataset = spec.tfds_dataset("elpv", image_size=24, label_key="label", data_dir=elpv_fake_dir,
+                                train_split="train[:50%]+test", validation_split="train[50%:]", test_split="validation")
+    data = loading.load(dataset)
+    assert data.sizes == {"train": 10 + 8, "validation": 9, "test": 5}
+    assert data.num_classes == 4
+    assert next(iter(data.validation))[0].shape == (24, 24, 3)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"name": "no_such_dataset_xyz"}, "TFDS has no data set named 'no_such_dataset_xyz'"),
+        ({"label_key": "digit"}, "has no feature 'digit'"),
+        ({"label_key": "defect_probability"}, "is not a class label"),
+        ({"validation_split": "valid"}, "has no split 'valid'"),
+    ],
+)
+def test_tfds_errors_name_what_to_fix(elpv_fake_dir, arguments, message):
+    with pytest.raises(loading.DataError, match=message):
+        loading.load(spec.tfds_dataset(**{"name": "elpv", "image_size": 16, "data_dir": elpv_fake_dir, **arguments}))
+
+
+def test_image_folder_mixed_modes_and_sizes_resized_to_rgb(tmp_path):
+    rng = np.random.default_rng(0)
+    for label, mode in (("cracked", "L"), ("intact", "RGB")):
+        (tmp_path / label).mkdir()
+        for i in range(10):
+            shape = (20 + i, 30) if mode == "L" else (25, 18 + i, 3)
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode=mode).save(tmp_path / label / f"{i}.png")
+    data = loading.load(spec.image_folder(str(tmp_path), image_size=16, validation_split=0.25))
+    assert data.class_names == ["cracked", "intact"]
+    assert data.sizes == {"train": 15, "validation": 5}
+    assert data.test is None
+    images = np.stack([image for image, _ in data.train.as_numpy_iterator()])
+    assert images.shape == (15, 16, 16, 3)
+    assert sorted(set(data.labels("train")) | set(data.labels("validation"))) == [0, 1]
+
+
+def test_arrays_from_a_callable_count_classes_and_reject_bad_shapes():
+    x = np.zeros((6, 8, 8), dtype=np.float32)  # gray, no channel axis
+    data = loading.load(spec.arrays(lambda: {"train": (x, np.array([0, 1, 2, 0, 1, 2])), "validation": (x[:2], [0, 2])},
+                                    image_size=8))
+    assert data.num_classes == 3
+    assert next(iter(data.train))[0].shape == (8, 8, 3)
+    with pytest.raises(loading.DataError, match="must be \\(images"):
+        loading.load(spec.arrays({"train": (x, [0, 1]), "validation": (x, [0] * 6)}, image_size=8))

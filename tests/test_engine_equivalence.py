@@ -1,0 +1,241 @@
+"""The engine's cached paths train the same model as the full network does, only faster.
+
+`harness.engine.run` trains a phase on cached backbone outputs ("features") or on cached
+activations at the trainable boundary ("activations@<layer>") when that is exact, and on the
+full network ("full") otherwise. Each test here runs a tiny experiment (16x16 images, a
+backbone of Conv+BatchNorm+ReLU blocks, a head without dropout) twice with the same seed, with
+the feature cache on and off, and compares every final weight.
+
+The frozen BatchNorm layers start from moving statistics that are not the identity, so a frozen
+BatchNorm that ran in training mode on either path would normalise with batch statistics,
+train the layers above it on other inputs and update its moving statistics: both show here.
+Likewise a backbone Dropout that dropped on one path only (the backbone runs in inference mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from harness import engine, spec
+from harness import model as model_lib
+from harness.results import ExperimentResult
+
+MOVING_MEAN, MOVING_VARIANCE = -0.5, 0.25
+# The cut tensor of the tiny backbone is computed in batches of 64 on the cached path and of
+# 16 inside the full network; convolutions may round differently by batch size.
+RTOL, ATOL = 1e-4, 1e-5
+
+Weights = dict[str, np.ndarray]
+
+
+def make_data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Bright images are class 1, dark ones class 0: 64 training and 32 validation images."""
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, 2, n)
+        images = rng.uniform(0, 128, (n, 16, 16, 3)).astype("float32")
+        images[labels == 1] += 127.0
+        return images, labels
+
+    return {"train": split(64), "validation": split(32)}
+
+
+def _conv_block(x: Any, prefix: str, *, padding: str = "valid") -> Any:
+    import keras
+
+    x = keras.layers.Conv2D(4, 3, padding=padding, name=f"{prefix}conv")(x)
+    x = _batchnorm(f"{prefix}bn")(x)
+    return keras.layers.ReLU(name=f"{prefix}relu")(x)
+
+
+def _batchnorm(name: str) -> Any:
+    import keras
+
+    return keras.layers.BatchNormalization(
+        name=name,
+        moving_mean_initializer=keras.initializers.Constant(MOVING_MEAN),
+        moving_variance_initializer=keras.initializers.Constant(MOVING_VARIANCE),
+    )
+
+
+def tiny_backbone(input_shape: tuple[int, int, int]) -> Any:
+    """preprocess, then `block_1_` and `block_2_` (conv, bn, relu each)."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Rescaling(1 / 12.75, offset=-10.0, name="preprocess")(inputs)
+    x = _conv_block(x, "block_1_")
+    x = _conv_block(x, "block_2_")
+    return keras.Model(inputs, x, name="tiny")
+
+
+def residual_backbone(input_shape: tuple[int, int, int]) -> Any:
+    """`block_1_`, then a residual `block_2_`: expand, project, and the block input added back."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Rescaling(1 / 12.75, offset=-10.0, name="preprocess")(inputs)
+    shortcut = _conv_block(x, "block_1_", padding="same")
+    y = _conv_block(shortcut, "block_2_expand_", padding="same")
+    y = keras.layers.Conv2D(4, 3, padding="same", name="block_2_project")(y)
+    y = _batchnorm("block_2_project_bn")(y)
+    x = keras.layers.Add(name="block_2_add")([shortcut, y])
+    x = keras.layers.ReLU(name="block_2_out")(x)
+    return keras.Model(inputs, x, name="residual")
+
+
+def dropout_backbone(input_shape: tuple[int, int, int]) -> Any:
+    """The tiny backbone with a Dropout after each block, as keras.applications' EfficientNets have."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Rescaling(1 / 12.75, offset=-10.0, name="preprocess")(inputs)
+    x = _conv_block(x, "block_1_")
+    x = keras.layers.Dropout(0.5, name="block_1_drop")(x)
+    x = _conv_block(x, "block_2_")
+    x = keras.layers.Dropout(0.5, name="block_2_drop")(x)
+    return keras.Model(inputs, x, name="dropping")
+
+
+def tiny_experiment(*phases: spec.Phase, build: Callable[..., Any] = tiny_backbone) -> spec.Experiment:
+    return spec.experiment(
+        name="tiny",
+        dataset=spec.arrays(make_data, image_size=16),
+        backbone=spec.custom_backbone("tiny", build),
+        head=spec.classifier_head(dropout_rate=0.0),
+        phases=phases,
+        expect=[spec.frozen_weights_unchanged(), spec.trainable_weights_changed()],
+    )
+
+
+@pytest.fixture
+def train(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[ExperimentResult, Weights]]:
+    """`train(experiment, **run_options)`: runs it; returns the result and every final weight by path."""
+    built: list[model_lib.Built] = []
+    load = model_lib.load
+
+    def keep(*args: Any, **kwargs: Any) -> model_lib.Built:
+        built.append(load(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(model_lib, "load", keep)
+
+    def run(experiment: spec.Experiment, **options: Any) -> tuple[ExperimentResult, Weights]:
+        result = engine.run(experiment, engine.RunOptions(**options))
+        return result, {v.path: np.array(v.numpy(), copy=True) for v in built[-1].model.weights}
+
+    return run
+
+
+def assert_same_weights(cached: Weights, full: Weights) -> None:
+    __tracebackhide__ = True
+    assert sorted(cached) == sorted(full)
+    for path in sorted(cached):
+        np.testing.assert_allclose(cached[path], full[path], rtol=RTOL, atol=ATOL, err_msg=path)
+
+
+def assert_frozen_batchnorm_untouched(weights: Weights) -> None:
+    __tracebackhide__ = True
+    statistics = {path: w for path, w in weights.items() if path.endswith(("moving_mean", "moving_variance"))}
+    assert statistics
+    for path, values in statistics.items():
+        expected = MOVING_MEAN if path.endswith("moving_mean") else MOVING_VARIANCE
+        assert np.all(values == np.float32(expected)), path
+
+
+def check_both_paths(cached: ExperimentResult, full: ExperimentResult) -> None:
+    __tracebackhide__ = True
+    assert [p.trainable_params for p in cached.phases] == [p.trainable_params for p in full.phases]
+    assert [p.non_trainable_params for p in cached.phases] == [p.non_trainable_params for p in full.phases]
+    for result in (cached, full):
+        assert [(c.name, c.phase) for c in result.checks if not c.passed] == []
+        assert {"frozen_weights_unchanged", "trainable_weights_changed"} <= {c.name for c in result.checks}
+    for phase in cached.phases:  # the cached model's own validation figure is the real model's
+        assert phase.cached_val_accuracy == phase.val_accuracy, phase.name
+    for phase in full.phases:
+        assert (phase.path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
+        assert phase.path_reason == "feature caching disabled (--no-feature-cache)"
+
+
+def test_features_path_trains_the_head_as_the_full_network_does(train) -> None:
+    experiment = tiny_experiment(spec.feature_extraction(epochs=3, learning_rate=5e-2, batch_size=16))
+    cached, cached_weights = train(experiment)
+    full, full_weights = train(experiment, feature_cache=False)
+
+    (phase,) = cached.phases
+    assert (phase.path, phase.path_reason) == ("features", "the whole backbone is frozen")
+    check_both_paths(cached, full)
+    assert_same_weights(cached_weights, full_weights)
+    assert_frozen_batchnorm_untouched(cached_weights)
+    assert_frozen_batchnorm_untouched(full_weights)
+    assert phase.val_accuracy >= 0.9  # it learned something: the comparison is not between two untrained heads
+
+
+def test_activations_path_fine_tunes_as_the_full_network_does(train) -> None:
+    """With Dropout in the backbone, below and above the cut: it drops on no path, frozen or not.
+
+    The backbone runs in inference mode. Keras up to 3.15 overrides `backbone(x, training=False)`
+    written in a functional model with the model's own flag (keras-team/keras#23364), so the full
+    network's Dropout used to drop during `fit` while the cached inputs were computed without it.
+    """
+    experiment = tiny_experiment(
+        spec.feature_extraction(epochs=2, learning_rate=5e-2, batch_size=16),
+        # block_2_conv trains; block_2_bn stays frozen in inference mode, between two trained layers.
+        spec.fine_tune(unfreeze_from="block_2_", epochs=2, learning_rate=1e-2, batch_size=16),
+        build=dropout_backbone,
+    )
+    cached, cached_weights = train(experiment)
+    full, full_weights = train(experiment, feature_cache=False)
+
+    assert [(p.path, p.path_reason) for p in cached.phases] == [
+        ("features", "the whole backbone is frozen"),
+        ("activations@block_2_conv", "layers below 'block_2_conv' are frozen"),
+    ]
+    check_both_paths(cached, full)
+    assert [p.trainable_params for p in cached.phases] == [4 * 2 + 2, 4 * 2 + 2 + 3 * 3 * 4 * 4 + 4]
+    assert_same_weights(cached_weights, full_weights)
+    assert_frozen_batchnorm_untouched(cached_weights)
+    assert_frozen_batchnorm_untouched(full_weights)
+
+
+def test_augmentation_trains_on_the_full_network(train) -> None:
+    experiment = tiny_experiment(spec.feature_extraction(epochs=1, batch_size=16, augmentation=[spec.augment("RandomFlip")]))
+    result, _ = train(experiment)
+    (phase,) = result.phases
+    assert (phase.path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
+    assert phase.path_reason == "augmentation changes the backbone's input every epoch"
+
+
+def test_boundary_inside_a_residual_block_trains_on_the_full_network(train) -> None:
+    """At the block's start one tensor crosses the boundary; inside it the shortcut crosses too."""
+    experiment = tiny_experiment(
+        spec.fine_tune(name="from_block", unfreeze_from="block_2_", epochs=1, learning_rate=1e-2, batch_size=16),
+        spec.fine_tune(name="inside_block", unfreeze_from="block_2_project", epochs=1, learning_rate=1e-2, batch_size=16),
+        build=residual_backbone,
+    )
+    result, weights = train(experiment)
+    from_block, inside_block = result.phases
+    assert (from_block.path, from_block.path_reason) == (
+        "activations@block_2_expand_conv", "layers below 'block_2_expand_conv' are frozen")
+    assert (inside_block.path, inside_block.cache) == ("full", "none")
+    assert inside_block.path_reason == "more than one tensor crosses into 'block_2_project'; no single cut to cache at"
+    assert [(c.name, c.phase) for c in result.checks if not c.passed] == []
+    assert_frozen_batchnorm_untouched(weights)
+
+
+def test_frozen_dropout_rules_out_caching_when_the_backbone_follows_the_training_flag(train) -> None:
+    """With `train_batchnorm` the backbone follows `fit`'s flag, so its frozen Dropout drops: no cache is exact."""
+    experiment = tiny_experiment(
+        spec.feature_extraction(epochs=1, learning_rate=5e-2, batch_size=16),
+        spec.fine_tune(unfreeze_from="block_2_", train_batchnorm=True, epochs=1, learning_rate=1e-2, batch_size=16),
+        build=dropout_backbone,
+    )
+    result, _ = train(experiment)
+    assert [(p.path, p.path_reason) for p in result.phases] == [
+        ("full", "frozen layers are random in training mode (dropout, noise) and train_batchnorm makes the "
+                 "backbone follow it"),
+    ] * 2
