@@ -79,6 +79,9 @@ def compare(result: ExperimentResult, baseline: Mapping[str, Any] | None, gate: 
         obtained = getattr(final, metric)
         if recorded is None or obtained is None:
             continue
+        # Rounded as `entry_for` records it: an unchanged result (27/32 = 0.84375, recorded as
+        # 0.8438) must not count as a drop, which `--tolerance 0` would fail.
+        obtained = round(obtained, 4)
         drop = recorded - obtained
         checks.append(Check(
             name=f"baseline_{metric}",

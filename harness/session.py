@@ -32,6 +32,7 @@ class Session:
     collected: dict[str, list[str]] = field(default_factory=dict)
     new_baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     _baselines: dict[str, dict[str, Any]] | None = None
+    baseline_error: str | None = None  # why the baseline file cannot be read, if it cannot
 
     @classmethod
     def of(cls, config: pytest.Config) -> "Session":
@@ -70,6 +71,9 @@ class Session:
             feature_cache=not self.config.getoption("no_feature_cache"),
             progress=self.progress(),
         )
+        self.baselines()
+        if self.baseline_error is not None:  # the gate cannot run: say so before training
+            raise HarnessFailure(self.baseline_error)
         try:
             result = engine.run(experiment, options, self.reference_metrics())
         except WeightsUnavailableError as error:
@@ -101,8 +105,16 @@ class Session:
         return bool(self.config.getoption("update_baselines"))
 
     def baselines(self) -> dict[str, dict[str, Any]]:
+        """The recorded entries; {} when the file cannot be read, and `baseline_error` says why.
+
+        Every experiment then fails with that message, and the reports show no baselines,
+        instead of each experiment and the terminal summary failing with a traceback.
+        """
         if self._baselines is None:
-            self._baselines = baselines.load(self.baseline_path)
+            try:
+                self._baselines = baselines.load(self.baseline_path)
+            except baselines.BaselineFileError as error:
+                self._baselines, self.baseline_error = {}, str(error)
         return self._baselines
 
     def spec_file(self, experiment: spec.Experiment) -> str:
@@ -127,6 +139,8 @@ class Session:
     def write_baselines(self) -> list[str]:
         """Merges this session's entries into the baseline file; returns the stale names removed."""
         recorded = self.baselines()
+        if self.baseline_error is not None:
+            return []  # the experiments failed with the reason; the file stays for the user to fix
         merged, stale = baselines.updated(
             recorded,
             self.new_baselines,

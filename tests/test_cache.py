@@ -99,7 +99,7 @@ def test_put_then_get_round_trips_the_arrays(tmp_path: Path) -> None:
     assert cache.get("other") is None
 
 
-def test_a_cache_without_a_root_keeps_nothing(tmp_path: Path) -> None:
+def test_a_cache_without_a_root_keeps_nothing() -> None:
     cache = FeatureCache(None)
     cache.put("k", ARRAYS, metadata=METADATA)
     assert cache.get("k") is None and cache.entries() == [] and cache.clear() == 0
