@@ -86,6 +86,12 @@ def _cached_path(phase: PhaseResult, n_validation: int) -> Check:
     )
 
 
+def _capped(lines: list[str]) -> list[str]:
+    if len(lines) <= MAX_LISTED:
+        return lines
+    return [*lines[:MAX_LISTED], f"... and {len(lines) - MAX_LISTED} more"]
+
+
 def _frozen(phase: str, changes: WeightChanges) -> Check:
     changed = sorted(changes.frozen_changed, key=lambda item: -item[1])
     return Check(
@@ -94,8 +100,7 @@ def _frozen(phase: str, changes: WeightChanges) -> Check:
         passed=not changed,
         expected=f"all {changes.frozen_count} frozen variables bit-for-bit unchanged",
         obtained=f"{len(changed)} changed" if changed else "none changed",
-        details=[f"{path}: max |delta| = {delta:.3g}" for path, delta in changed[:MAX_LISTED]]
-        + ([f"... and {len(changed) - MAX_LISTED} more"] if len(changed) > MAX_LISTED else []),
+        details=_capped([f"{path}: max |delta| = {delta:.3g}" for path, delta in changed]),
     )
 
 
@@ -107,8 +112,7 @@ def _trainable(phase: str, changes: WeightChanges) -> Check:
         passed=not unchanged,
         expected=f"all {changes.trainable_count} trainable variables changed",
         obtained=f"{len(unchanged)} unchanged" if unchanged else "all changed",
-        details=[f"{path}: unchanged" for path in unchanged[:MAX_LISTED]]
-        + ([f"... and {len(unchanged) - MAX_LISTED} more"] if len(unchanged) > MAX_LISTED else []),
+        details=_capped([f"{path}: unchanged" for path in unchanged]),
     )
 
 
