@@ -12,8 +12,8 @@ import pytest
 
 from harness.paths import ENV_CACHE_DIR
 
-# Measured run-to-run spread of the shipped specs' accuracy across seeds (README, "Regression gate").
-DEFAULT_TOLERANCE = 0.03
+# The shipped specs' accuracy moved by up to 0.033 between seeds 0 and 1 (README, "Regression gate").
+DEFAULT_TOLERANCE = 0.04
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

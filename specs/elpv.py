@@ -9,6 +9,7 @@ frozen, and check what must hold.
 from harness import (
     beats,
     classifier_head,
+    early_stopping,
     efficientnet_lite0,
     experiment,
     feature_extraction,
@@ -22,10 +23,12 @@ from harness import (
     trainable_weights_changed,
 )
 
-IMAGE_SIZE = 160
+IMAGE_SIZE = 224
 PHASES = [
     feature_extraction(epochs=10, learning_rate=1e-3),
-    fine_tune(unfreeze_from="block_11_", epochs=10, learning_rate=1e-4),
+    # Keeps the weights of the epoch with the lowest validation loss (fine-tuning overfits fast).
+    fine_tune(unfreeze_from="block_11_", epochs=8, learning_rate=1e-4,
+              callbacks=[early_stopping(monitor="val_loss", patience=3, restore_best_weights=True)]),
 ]
 INVARIANTS = [frozen_weights_unchanged(), trainable_weights_changed(), loss_decreases()]
 
@@ -35,8 +38,10 @@ experiment(
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    expect=[*INVARIANTS, trainable_params(feature_extraction=2_562, fine_tune=2_562),
-            min_val_accuracy(0.5), min_test_accuracy(0.5)],
+    # Floors: the lowest of two measured seeds (0: val 0.873 test 0.869; 1: val 0.848 test 0.850).
+    # Against scratch, transfer measured +0.18 (seed 0) and +0.16 (seed 1) test accuracy.
+    expect=[*INVARIANTS, trainable_params(feature_extraction=2_562, fine_tune=2_646_946),
+            min_val_accuracy(0.84), min_test_accuracy(0.84), beats("elpv_binary_scratch", margin=0.15)],
 )
 
 experiment(
@@ -45,7 +50,8 @@ experiment(
     backbone=efficientnet_lite0(weights=None),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    expect=[*INVARIANTS, min_val_accuracy(0.5)],
+    # The same recipe and budget from random weights: it stays at the majority class (0.688).
+    expect=[*INVARIANTS, trainable_params(feature_extraction=2_562, fine_tune=2_646_946)],
 )
 
 experiment(
@@ -54,5 +60,7 @@ experiment(
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    expect=[*INVARIANTS, min_val_accuracy(0.5), beats("elpv_binary_scratch", margin=-1.0)],
+    # Floors: the lowest of two measured seeds (0: val 0.807 test 0.758; 1: val 0.774 test 0.779).
+    expect=[*INVARIANTS, trainable_params(feature_extraction=5_124, fine_tune=2_649_508),
+            min_val_accuracy(0.77), min_test_accuracy(0.75)],
 )
