@@ -236,17 +236,18 @@ class _PhaseRunner:
         assert lower is not None
         key = None
         identity = self.experiment.dataset.identity
+        digest = weights_digest(v.numpy() for v in lower.weights)
         if not (isinstance(self.experiment.dataset, spec.Arrays) and self.experiment.dataset.cache_key is None):
             key = make_key(
                 backbone=self.experiment.backbone.name,
-                weights=weights_digest(v.numpy() for v in lower.weights),
+                weights=digest,
                 dataset=identity,
                 splits={s: _split_name(self.experiment.dataset, s) for s in ("train", "validation")},
                 image_size=self.experiment.image_size,
                 output=plan.label,
                 training=self.built.backbone_training,
             )
-        memory_key = key or f"{plan.label}:{weights_digest(v.numpy() for v in lower.weights)}"
+        memory_key = key or f"{plan.label}:{digest}"
         if memory_key in self._memory:
             return self._memory[memory_key], "hit"
         cache = self.options.cache
