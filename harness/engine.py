@@ -163,12 +163,18 @@ class _PhaseRunner:
             shuffle=False,  # the input pipeline shuffles, seeded per experiment
             verbose=0,
         ).history
-        cached_val = None
-        if plan.kind != "full":
-            cached_val = float(train_model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
 
-        val = self._evaluate("validation")
-        test = self._evaluate("test") if self.data.test is not None else None
+        # Validation always runs end to end on raw images through the real model. After a cached
+        # phase the cached path scores validation too, and the two must agree (an always-on
+        # check), which also vouches for the test score taken on the cached inputs.
+        val = self._evaluate("validation", self.built.model, self._images("validation"))
+        cached_val = test = None
+        if plan.kind != "full":
+            cached_val = self._evaluate("validation", train_model, arrays["validation"], keep=False)["accuracy"]
+            if "test" in arrays:
+                test = self._evaluate("test", train_model, arrays["test"])
+        elif self.data.test is not None:
+            test = self._evaluate("test", self.built.model, self._images("test"))
         self.weight_changes[phase.name] = invariants.WeightChanges.between(before, frozen_vars, trainable_vars)
         return PhaseResult(
             name=phase.name,
@@ -231,9 +237,10 @@ class _PhaseRunner:
                     cut_layer=cut_layer.name)
 
     def _cached_inputs(self, plan: Plan) -> tuple[dict[str, np.ndarray], str]:
-        """The lower network's outputs on train and validation: from memory, disk, or computed."""
+        """The lower network's outputs on every split: from memory, disk, or computed in one pass."""
         lower = plan.lower
         assert lower is not None
+        splits = [s for s in loading.SPLITS if self.data.split(s) is not None]
         key = None
         identity = self.experiment.dataset.identity
         digest = weights_digest(v.numpy() for v in lower.weights)
@@ -242,7 +249,7 @@ class _PhaseRunner:
                 backbone=self.experiment.backbone.name,
                 weights=digest,
                 dataset=identity,
-                splits={s: _split_name(self.experiment.dataset, s) for s in ("train", "validation")},
+                splits={s: _split_name(self.experiment.dataset, s) for s in splits},
                 image_size=self.experiment.image_size,
                 output=plan.label,
                 training=self.built.backbone_training,
@@ -254,15 +261,22 @@ class _PhaseRunner:
         stored = cache.get(key) if (cache is not None and key is not None) else None
         # The key names the data, not its order: a per-image checksum guards against a data set
         # that yields its images in another order than when the entry was written.
-        if stored is not None and all(np.array_equal(stored.get(f"{s}_checksums"), self._checksums(s)) for s in ("train", "validation")):
-            arrays, state = {s: stored[s] for s in ("train", "validation")}, "hit"
+        checksums = {s: self._checksums(s) for s in splits}
+        if stored is not None and all(np.array_equal(stored.get(f"{s}_checksums"), checksums[s]) for s in splits):
+            arrays, state = {s: stored[s] for s in splits}, "hit"
         else:
-            arrays = {s: self._predict(lower, self.data.split(s)) for s in ("train", "validation")}
+            # One pass over the splits back to back: one traced function, one ragged last batch.
+            images = self.data.split(splits[0])
+            for split in splits[1:]:
+                images = images.concatenate(self.data.split(split))
+            outputs = np.asarray(lower.predict(_batched_images(images), verbose=0), dtype=np.float32)
+            bounds = np.cumsum([0] + [self.data.sizes[s] for s in splits])
+            arrays = {s: outputs[bounds[i]:bounds[i + 1]] for i, s in enumerate(splits)}
             state = "miss"
             if cache is not None and key is not None:
                 cache.put(
                     key,
-                    {**arrays, **{f"{s}_checksums": self._checksums(s) for s in ("train", "validation")}},
+                    {**arrays, **{f"{s}_checksums": checksums[s] for s in splits}},
                     metadata={"experiment": self.experiment.name, "backbone": self.experiment.backbone.name,
                               "output": plan.label, "dataset": identity, "image_size": self.experiment.image_size},
                 )
@@ -280,9 +294,8 @@ class _PhaseRunner:
         sums = self.data.split(split).map(_pixel_sum)
         return np.fromiter(sums.as_numpy_iterator(), dtype=np.float64)
 
-    def _predict(self, model: keras.Model, dataset: tf.data.Dataset) -> np.ndarray:
-        batches = dataset.map(_image_only).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
-        return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
+    def _images(self, split: str) -> tf.data.Dataset:
+        return _batched_images(self.data.split(split))
 
     def _batched(self, dataset: tf.data.Dataset, phase: spec.Phase, *, shuffle: bool = False, augment: bool = False) -> tf.data.Dataset:
         if shuffle:
@@ -293,14 +306,16 @@ class _PhaseRunner:
             dataset = dataset.map(lambda x, y: (pipeline(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def _evaluate(self, split: str) -> dict[str, float]:
-        """Accuracy and loss of the full model, end to end on raw images; keeps the predictions."""
-        images = self.data.split(split).map(_image_only).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
-        probabilities = np.asarray(self.built.model.predict(images, verbose=0), dtype=np.float64)
+    def _evaluate(self, split: str, model: keras.Model, inputs: Any, *, keep: bool = True) -> dict[str, float]:
+        """Accuracy and loss of `model` on `inputs` (the split's images or cached arrays)."""
+        batch_size = PREDICT_BATCH if isinstance(inputs, np.ndarray) else None
+        probabilities = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float64)
         labels = self._labels(split)
-        self.predictions[split] = (labels, probabilities.argmax(axis=-1))
+        predicted = probabilities.argmax(axis=-1)
+        if keep:
+            self.predictions[split] = (labels, predicted)
         picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
-        return {"accuracy": float(np.mean(self.predictions[split][1] == labels)), "loss": float(-np.mean(np.log(picked)))}
+        return {"accuracy": float(np.mean(predicted == labels)), "loss": float(-np.mean(np.log(picked)))}
 
     def _compile(self, model: keras.Model, phase: spec.Phase) -> None:
         model.compile(optimizer=self._optimizer(phase), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
@@ -347,8 +362,8 @@ class _PhaseRunner:
         return matrix.tolist()
 
 
-def _image_only(image: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
-    return image
+def _batched_images(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    return dataset.map(lambda image, label: image).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
 
 
 def _pixel_sum(image: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
@@ -357,7 +372,7 @@ def _pixel_sum(image: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
 
 def _split_name(dataset: spec.Dataset, role: str) -> str:
     if isinstance(dataset, spec.TfdsDataset):
-        return {"train": dataset.train_split, "validation": dataset.validation_split}[role]
+        return {"train": dataset.train_split, "validation": dataset.validation_split, "test": dataset.test_split}[role]
     if isinstance(dataset, spec.ImageFolder):
         return f"{role}:{dataset.validation_split}"
     return role

@@ -89,3 +89,36 @@ def test_arrays_from_a_callable_count_classes_and_reject_bad_shapes():
     assert next(iter(data.train))[0].shape == (8, 8, 3)
     with pytest.raises(loading.DataError, match="must be \\(images"):
         loading.load(spec.arrays({"train": (x, [0, 1]), "validation": (x, [0] * 6)}, image_size=8))
+
+
+def _small_backbone(input_shape):
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=2, name="block_1_conv")(x)
+    x = keras.layers.Conv2D(4, 3, name="block_2_conv")(x)
+    return keras.Model(inputs, x, name="small")
+
+
+def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_path):
+    """Every split goes through the cache in one pass; a second run reads it back, same figures."""
+    from harness import engine
+    from harness.cache import FeatureCache
+
+    experiment = spec.experiment(
+        name="small_elpv",
+        dataset=spec.tfds_dataset("elpv", image_size=16, label_key="defective", data_dir=elpv_fake_dir, test_split="test"),
+        backbone=spec.custom_backbone("small", _small_backbone),
+        phases=[spec.feature_extraction(epochs=1), spec.fine_tune(unfreeze_from="block_2_", epochs=1)],
+    )
+    cache = FeatureCache(tmp_path / "features")
+    cold, warm = (engine.run(experiment, engine.RunOptions(cache=cache)) for _ in range(2))
+    assert [(p.path, p.cache) for p in cold.phases] == [("features", "miss"), ("activations@block_2_conv", "miss")]
+    assert [(p.path, p.cache) for p in warm.phases] == [("features", "hit"), ("activations@block_2_conv", "hit")]
+    assert len(cache.entries()) == 2
+    for run in (cold, warm):
+        assert run.split_sizes == {"train": 19, "validation": 5, "test": 8}
+        assert [p.cached_val_accuracy for p in run.phases] == [p.val_accuracy for p in run.phases]
+    assert [p.test_accuracy for p in warm.phases] == [p.test_accuracy for p in cold.phases]
+    assert all(p.test_accuracy is not None for p in cold.phases)

@@ -32,7 +32,7 @@ Weights = dict[str, np.ndarray]
 
 
 def make_data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Bright images are class 1, dark ones class 0: 64 training and 32 validation images."""
+    """Bright images are class 1, dark ones class 0: 64 training, 32 validation and 32 test images."""
     rng = np.random.default_rng(0)
 
     def split(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +41,7 @@ def make_data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
         images[labels == 1] += 127.0
         return images, labels
 
-    return {"train": split(64), "validation": split(32)}
+    return {"train": split(64), "validation": split(32), "test": split(32)}
 
 
 def _conv_block(x: Any, prefix: str, *, padding: str = "valid") -> Any:
@@ -156,6 +156,9 @@ def check_both_paths(cached: ExperimentResult, full: ExperimentResult) -> None:
         assert {"frozen_weights_unchanged", "trainable_weights_changed"} <= {c.name for c in result.checks}
     for phase in cached.phases:  # the cached model's own validation figure is the real model's
         assert phase.cached_val_accuracy == phase.val_accuracy, phase.name
+    # Test is scored on the cached inputs after a cached phase, end to end on the full path.
+    assert [p.test_accuracy for p in cached.phases] == [p.test_accuracy for p in full.phases]
+    assert all(p.test_accuracy is not None for p in cached.phases)
     for phase in full.phases:
         assert (phase.path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
         assert phase.path_reason == "feature caching disabled (--no-feature-cache)"
