@@ -6,7 +6,10 @@ Runs, each in its own process (so peak memory is per variant) and from a cold fe
   image in every epoch; then the top blocks are unfrozen (BatchNorm kept frozen), the model is
   recompiled at a low learning rate and fit again.
 - harness: the same experiment (same phases, epochs, batch size, optimizer, data) through
-  `harness.engine`, which trains on cached features and cached block-boundary activations.
+  `harness.engine`, which trains on cached features and cached block-boundary activations. Its
+  phase times include what the plain recipe does not do: the end-to-end validation check on
+  the real model and the test-split score. The spec's early stopping is dropped on both sides
+  so that both train the same number of epochs.
 - harness-warm: the harness again on the now warm cache (the feature pass is skipped).
 - with --xla, harness-xla: the warm run again with XLA (`jit_compile=True`) for the training steps.
 
@@ -42,10 +45,10 @@ def load_experiment(epochs: int | None):
         module_spec = importlib.util.spec_from_file_location("elpv_spec", ROOT / "specs" / "elpv.py")
         module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
     experiment = next(e for e in found if e.name == EXPERIMENT)
-    if epochs is not None:
-        phases = tuple(dataclasses.replace(p, epochs=epochs) for p in experiment.phases)
-        experiment = dataclasses.replace(experiment, phases=phases)
-    return experiment
+    # Same epochs on both sides: the spec's early stopping would end the two runs at different
+    # epochs, so it is dropped here (the plain recipe has none).
+    phases = tuple(dataclasses.replace(p, callbacks=(), epochs=epochs or p.epochs) for p in experiment.phases)
+    return dataclasses.replace(experiment, phases=phases)
 
 
 def peak_rss_mib() -> float:

@@ -107,7 +107,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     from harness.session import Session
 
     if isinstance(item, ExperimentItem) and (report.when == "call" or report.skipped):
-        Session.of(item.config).outcomes[item.experiment.name] = report.outcome
+        session = Session.of(item.config)
+        session.outcomes[item.experiment.name] = report.outcome
+        if call.excinfo is not None and item.experiment.name not in session.results:
+            # It stopped before a result (skip, data or spec error, a crash): the reports say why.
+            session.errors[item.experiment.name] = call.excinfo.exconly().strip()
         if report.skipped and isinstance(report.longrepr, tuple) and item.experiment.location:
             # Point the skip at the spec's line, not at the harness code that raised it.
             report.longrepr = (item.experiment.location.path, item.experiment.location.line, report.longrepr[2])

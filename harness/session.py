@@ -27,6 +27,7 @@ class Session:
     config: pytest.Config
     results: dict[str, ExperimentResult] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # why an experiment has no result
     started: float = field(default_factory=time.time)
     # Every experiment name each collected spec file declares (relative path -> names).
     collected: dict[str, list[str]] = field(default_factory=dict)
@@ -157,8 +158,10 @@ class Session:
             "harness_version": __version__,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "experiments": {
-                name: {"outcome": self.outcomes.get(name, "unknown"), **result.to_json()}
-                for name, result in self.results.items()
+                **{name: {"outcome": outcome, "error": self.errors.get(name)}
+                   for name, outcome in self.outcomes.items() if name not in self.results},
+                **{name: {"outcome": self.outcomes.get(name, "unknown"), **result.to_json()}
+                   for name, result in self.results.items()},
             },
         }
 
@@ -167,10 +170,10 @@ class Session:
         return [(result, self.outcomes.get(name, "unknown"), recorded.get(name)) for name, result in self.results.items()]
 
     def summary_lines(self) -> list[str]:
-        from harness.report import rows_for, skipped_row, summary_lines
+        from harness.report import no_result_row, rows_for, summary_lines
 
         rows = [row for result, outcome, baseline in self.report_items() for row in rows_for(result, outcome, baseline)]
-        rows += [skipped_row(name) for name, outcome in self.outcomes.items() if name not in self.results]
+        rows += [no_result_row(name, outcome) for name, outcome in self.outcomes.items() if name not in self.results]
         return summary_lines(rows) if rows else []
 
     def write_report(self, out_dir: str) -> Path:

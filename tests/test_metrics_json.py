@@ -96,6 +96,18 @@ def test_features_path_without_the_cache(spec_pytester: pytest.Pytester) -> None
     assert phase["path_reason"] == "feature caching disabled (--no-feature-cache)"
 
 
+def test_an_experiment_that_stops_before_a_result_is_in_the_metrics_and_the_summary(spec_pytester: pytest.Pytester) -> None:
+    text = spec_file(experiment_text("tiny"), experiment_text("no_train_split", data="lambda: {}"))
+    spec_pytester.makepyfile(**{"specs/tiny": text})
+    result = spec_pytester.runpytest_inprocess("--metrics-json", "metrics.json")
+    result.assert_outcomes(passed=1, failed=1)
+    experiments = json.loads((spec_pytester.path / "metrics.json").read_text())["experiments"]
+    assert experiments["tiny"]["outcome"] == "passed"
+    assert experiments["no_train_split"]["outcome"] == "failed"
+    assert "`arrays(...)` data has no 'train' split" in experiments["no_train_split"]["error"]
+    result.stdout.re_match_lines([r"no_train_split\s.*FAILED\s*$"])
+
+
 def test_metrics_json_not_written_when_the_session_is_interrupted(spec_pytester: pytest.Pytester) -> None:
     """Ctrl-C during the second experiment: the first one's results are not written half-way."""
     spec_pytester.makeconftest(

@@ -15,7 +15,7 @@ from harness.report import (
     experiment_dirs,
     rows_for,
     safe_name,
-    skipped_row,
+    no_result_row,
     summary_lines,
     write_report,
     write_tensorboard,
@@ -99,7 +99,7 @@ def test_summary_lines_are_aligned_whatever_the_name_length(results):
         rows_for(results[0], "passed", {"test_accuracy": 0.88})
         + rows_for(results[1], "failed", None)
         + rows_for(result(long_name, class_names=["a", "b"]), "passed", None)
-        + [skipped_row("weights_missing")]
+        + [no_result_row("weights_missing", "skipped")]
     )
     lines = summary_lines(rows)
     assert len({len(line) for line in lines}) == 1

@@ -91,9 +91,9 @@ def rows_for(result: ExperimentResult, outcome: str, baseline: Mapping[str, Any]
     return rows
 
 
-def skipped_row(name: str) -> SummaryRow:
-    """Returns the row of an experiment that was skipped before it produced a result."""
-    return SummaryRow(experiment=name, outcome="SKIPPED")
+def no_result_row(name: str, outcome: str) -> SummaryRow:
+    """Returns the row of an experiment that stopped (skipped, failed) before it produced a result."""
+    return SummaryRow(experiment=name, outcome=outcome.upper())
 
 
 def summary_lines(rows: Sequence[SummaryRow]) -> list[str]:
