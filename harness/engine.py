@@ -382,8 +382,9 @@ def _count(variables: list[Any]) -> int:
     return int(sum(int(np.prod(v.shape)) for v in variables))
 
 
+# Layers that are random in training mode; StochasticDepth is keras.applications' ConvNeXt's.
 _RANDOM_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-                  "GaussianDropout", "AlphaDropout")
+                  "GaussianDropout", "AlphaDropout", "StochasticDepth")
 
 
 def _is_random(layer: Any) -> bool:

@@ -242,3 +242,13 @@ def test_frozen_dropout_rules_out_caching_when_the_backbone_follows_the_training
         ("full", "frozen layers are random in training mode (dropout, noise) and train_batchnorm makes the "
                  "backbone follow it"),
     ] * 2
+
+
+def test_random_layers_are_recognised() -> None:
+    import keras
+    from keras.src.applications.convnext import StochasticDepth
+
+    random = [keras.layers.Dropout(0.1), keras.layers.SpatialDropout2D(0.1), keras.layers.GaussianNoise(0.1),
+              keras.layers.RandomFlip(), StochasticDepth(0.1)]
+    deterministic = [keras.layers.Conv2D(1, 1), keras.layers.BatchNormalization(), keras.layers.ReLU()]
+    assert [engine._is_random(layer) for layer in random + deterministic] == [True] * 5 + [False] * 3
