@@ -27,6 +27,7 @@ KEY_PARTS = {
     "splits": {"train": "train", "validation": "validation"},
     "image_size": (16, 16),
     "output": "features",
+    "pooled": "GlobalAveragePooling2D",
     "training": False,
 }
 

@@ -116,7 +116,10 @@ def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_p
     cold, warm = (engine.run(experiment, engine.RunOptions(cache=cache)) for _ in range(2))
     assert [(p.path, p.cache) for p in cold.phases] == [("features", "miss"), ("activations@block_2_conv", "miss")]
     assert [(p.path, p.cache) for p in warm.phases] == [("features", "hit"), ("activations@block_2_conv", "hit")]
-    assert len(cache.entries()) == 2
+    # The head's global pooling runs once with the frozen backbone: 4 numbers per image are kept
+    # for the head, not 5x5x4; the fine-tuning entry keeps the 7x7x4 activations entering block 2.
+    shapes = sorted(np.load(entry)["train"].shape for entry in cache.entries())
+    assert shapes == [(19, 4), (19, 7, 7, 4)]
     for run in (cold, warm):
         assert run.split_sizes == {"train": 19, "validation": 5, "test": 8}
         assert [p.cached_val_accuracy for p in run.phases] == [p.val_accuracy for p in run.phases]
