@@ -10,9 +10,9 @@ imports neither matplotlib nor TensorFlow: the functions that need them import t
 from harness.report.index import experiment_dirs, safe_name, write_index, write_report
 from harness.report.plots import confusion_matrix, training_curves
 from harness.report.tensorboard import write_tensorboard
-from harness.report.terminal import SummaryRow, rows_for, no_result_row, summary_lines
+from harness.report.terminal import SummaryRow, no_result_row, rows_for, summary_lines
 
 __all__ = [
-    "SummaryRow", "confusion_matrix", "experiment_dirs", "rows_for", "safe_name", "no_result_row",
+    "SummaryRow", "confusion_matrix", "experiment_dirs", "no_result_row", "rows_for", "safe_name",
     "summary_lines", "training_curves", "write_index", "write_report", "write_tensorboard",
 ]
