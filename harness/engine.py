@@ -273,11 +273,12 @@ class _PhaseRunner:
         memory_key = key or f"{plan.label}:{digest}"
         if memory_key in self._memory:
             return self._memory[memory_key], "hit"
-        cache = self.options.cache
-        stored = cache.get(key) if (cache is not None and key is not None) else None
+        cache = self.options.cache if key is not None else None
+        stored = cache.get(key) if cache is not None else None
         # The key names the data, not its order: a per-image checksum guards against a data set
-        # that yields its images in another order than when the entry was written.
-        checksums = {s: self._checksums(s) for s in splits}
+        # that yields its images in another order than when the entry was written. Only an
+        # entry on disk needs them.
+        checksums = {s: self._checksums(s) for s in splits} if cache is not None else {}
         if stored is not None and all(np.array_equal(stored.get(f"{s}_checksums"), checksums[s]) for s in splits):
             arrays, state = {s: stored[s] for s in splits}, "hit"
         else:
@@ -289,7 +290,7 @@ class _PhaseRunner:
             bounds = np.cumsum([0] + [self.data.sizes[s] for s in splits])
             arrays = {s: outputs[bounds[i]:bounds[i + 1]] for i, s in enumerate(splits)}
             state = "miss"
-            if cache is not None and key is not None:
+            if cache is not None:
                 cache.put(
                     key,
                     {**arrays, **{f"{s}_checksums": checksums[s] for s in splits}},
