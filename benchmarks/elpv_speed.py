@@ -4,7 +4,8 @@ Runs, each in its own process (so peak memory is per variant) and from a cold fe
 
 - plain: exactly the seeds' recipe. The frozen base sits inside `model.fit` and runs over every
   image in every epoch; then the top blocks are unfrozen (BatchNorm kept frozen), the model is
-  recompiled at a low learning rate and fit again.
+  recompiled at a low learning rate and fit again. A phase with `dihedral()` draws a random view
+  per image in the input pipeline, as the seeds do their augmentation.
 - harness: the same experiment (same phases, epochs, batch size, optimizer, data) through
   `harness.engine`, which trains on cached features and cached block-boundary activations. Its
   phase times include what the plain recipe does not do: the end-to-end validation check on
@@ -78,7 +79,10 @@ def run_plain(experiment) -> dict:
 
     phases = []
     for phase in experiment.phases:
-        train = data.train.shuffle(data.sizes["train"], seed=experiment.seed).batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
+        train = data.train.shuffle(data.sizes["train"], seed=experiment.seed)
+        if phase.dihedral is not None:  # the seeds' way: a random view per image in the input pipeline
+            train = train.map(random_view(phase.dihedral.views), num_parallel_calls=tf.data.AUTOTUNE)
+        train = train.batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
         val = data.validation.batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
         if phase.kind == "fine_tune":
             # Seeds: base.trainable = True, then freeze the layers below the boundary; BatchNorm stays frozen.
@@ -93,6 +97,20 @@ def run_plain(experiment) -> dict:
         phases.append({"name": phase.name, "wall_time_s": time.perf_counter() - started,
                        "val_accuracy": float(history.history["val_accuracy"][-1])})
     return {"phases": phases, "peak_rss_mib": peak_rss_mib()}
+
+
+def random_view(views: tuple[int, ...]):
+    """A tf.data map: the image in one of `views` (see `harness.spec.DIHEDRAL_VIEWS`), drawn at random."""
+    import tensorflow as tf
+
+    choices = tf.constant(views)
+
+    def apply(image, label):
+        k = tf.gather(choices, tf.random.uniform((), 0, len(views), dtype=tf.int32))
+        image = tf.image.rot90(image, k % 4)
+        return tf.cond(k >= 4, lambda: tf.image.flip_left_right(image), lambda: image), label
+
+    return apply
 
 
 def run_harness(experiment, jit_compile: bool | str = "auto") -> dict:

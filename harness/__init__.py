@@ -12,6 +12,7 @@ from harness.spec import (  # noqa: E402
     beats,
     classifier_head,
     custom_backbone,
+    dihedral,
     early_stopping,
     efficientnet_lite0,
     experiment,
@@ -39,7 +40,7 @@ def load_backbone(name, *, weights="imagenet", include_top=False, input_shape=(2
 
 
 __all__ = [
-    "arrays", "augment", "backbone", "beats", "classifier_head", "custom_backbone", "early_stopping",
+    "arrays", "augment", "backbone", "beats", "classifier_head", "custom_backbone", "dihedral", "early_stopping",
     "efficientnet_lite0", "experiment", "feature_extraction", "fine_tune", "frozen_weights_unchanged",
     "image_folder", "keras_application", "load_backbone", "loss_decreases", "min_test_accuracy",
     "min_val_accuracy", "parametrize", "reduce_lr_on_plateau", "tfds_dataset", "trainable_params",

@@ -9,8 +9,11 @@ For each phase the engine (1) applies the freezing rule to the backbone and reco
 - "activations@<layer>": only layers from <layer> up are trainable and everything below is
   frozen and deterministic, so the activations entering <layer> are cached and only the part
   above trains;
-- "full": otherwise (augmentation, caching disabled, no clean cut, too much memory), the whole
-  network runs every step, as the plain Keras recipe does.
+- "full": otherwise (`augment(...)` layers, caching disabled, no clean cut, too much memory), the
+  whole network runs every step, as the plain Keras recipe does.
+
+`dihedral()` keeps a phase on cached inputs: the lower network's output is cached for every
+view of every training image, and each batch picks the view that `symmetry.Draw` drew for it.
 
 The cached parts share their variables with the full model, so after every phase the real
 model carries the trained weights; it is evaluated end to end and the invariants read it.
@@ -27,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from harness import freezing, invariants, spec
+from harness import freezing, invariants, spec, symmetry
 from harness.cache import FeatureCache, make_key, weights_digest
 from harness.data import loading
 from harness import model as model_lib
@@ -66,6 +69,7 @@ class Plan:
     train_model: keras.Model | None = None
     cut_layer: str | None = None
     pooled: str | None = None  # the head's pooling layer, when it runs once with the frozen part
+    views: tuple[int, ...] = ()  # dihedral views of the training images, cached one after another
 
     @property
     def label(self) -> str:
@@ -123,6 +127,10 @@ class _PhaseRunner:
         self.labels = {name: data.labels(name) for name in ("train", "validation")}
         self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._memory: dict[str, dict[str, np.ndarray]] = {}
+        # The held-out test split is scored once, after the last phase, and after any phase that
+        # a test expectation names; the frozen pass of the other phases leaves it out.
+        self.test_phases = {experiment.phases[-1].name} | {
+            e.phase for e in experiment.expect if isinstance(e, spec.MinAccuracy) and e.split == "test" and e.phase}
 
     # ------------------------------------------------------------------ one phase
 
@@ -142,16 +150,26 @@ class _PhaseRunner:
         # change up at compile time.
         self._compile(model, phase)
         plan = self._plan(phase, trainable)
+        views = phase.dihedral.views if phase.dihedral else ()
+        draw = symmetry.Draw(self.seed, self.data.sizes["train"], phase.batch_size, len(views)) if views else None
         if plan.kind == "full":
             train_model = model
-            train_ds = self._batched(self.data.train, phase, shuffle=True, augment=True)
+            if draw is None:
+                train_ds = self._batched(self.data.train, phase, shuffle=True, augment=True)
+            else:
+                images = self._train_images()
+                train_ds = self._drawn(draw, lambda i, p: symmetry.views_of(images[i], [views[k] for k in p]), phase)
             val_ds = self._batched(self.data.validation, phase)
             cache_state = "none"
         else:
             train_model = plan.train_model
             self._compile(train_model, phase)
-            arrays, cache_state = self._cached_inputs(plan)
-            train_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["train"], self.labels["train"])), phase, shuffle=True)
+            arrays, cache_state = self._cached_inputs(plan, test=phase.name in self.test_phases)
+            if draw is None:
+                train_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["train"], self.labels["train"])), phase,
+                                         shuffle=True)
+            else:
+                train_ds = self._drawn(draw, lambda i, p: arrays["train"][p, i], phase)
             val_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["validation"], self.labels["validation"])), phase)
 
         if phase.backbone_learning_rate is not None:
@@ -160,6 +178,7 @@ class _PhaseRunner:
             train_ds,
             validation_data=val_ds,
             epochs=phase.epochs,
+            steps_per_epoch=None if draw is None else draw.steps,
             callbacks=self._callbacks(phase),
             class_weight=self._class_weight(phase),
             shuffle=False,  # the input pipeline shuffles, seeded per experiment
@@ -175,7 +194,7 @@ class _PhaseRunner:
             cached_val = self._evaluate("validation", train_model, arrays["validation"], keep=False)["accuracy"]
             if "test" in arrays:
                 test = self._evaluate("test", train_model, arrays["test"])
-        elif self.data.test is not None:
+        elif self.data.test is not None and phase.name in self.test_phases:
             test = self._evaluate("test", self.built.model, self._images("test"))
         self.weight_changes[phase.name] = invariants.WeightChanges.between(before, frozen_vars, trainable_vars)
         return PhaseResult(
@@ -202,8 +221,9 @@ class _PhaseRunner:
     def _plan(self, phase: spec.Phase, trainable: frozenset[str]) -> Plan:
         if not self.options.feature_cache:
             return Plan("full", "feature caching disabled (--no-feature-cache)")
-        if phase.augmentation:
-            return Plan("full", "augmentation changes the backbone's input every epoch")
+        if phase.layers:
+            return Plan("full", "augment(...) layers change the backbone's input every epoch")
+        views = phase.dihedral.views if phase.dihedral else ()
         backbone = self.built.backbone
         pairs = list(freezing.keras_layers(backbone))
         first = next((i for i, (info, _) in enumerate(pairs) if info.qualified_name in trainable), None)
@@ -216,14 +236,15 @@ class _PhaseRunner:
             return Plan("full", "frozen layers are random in training mode (dropout, noise) and train_batchnorm "
                                 "makes the backbone follow it")
         if first is None:
-            return self._features_plan(backbone)
+            return self._features_plan(backbone, views)
         if any(info.path for info, _ in pairs):
             return Plan("full", "the backbone nests models; activations are cached only for flat backbones")
         cut_layer = pairs[first][1]
         cut = _single_cut(pairs, first)
         if cut is None:
             return Plan("full", f"more than one tensor crosses into {cut_layer.name!r}; no single cut to cache at")
-        needed = sum(self.data.sizes.values()) * int(np.prod(cut.shape[1:])) * 4
+        images = sum(self.data.sizes.values()) + max(len(views) - 1, 0) * self.data.sizes["train"]
+        needed = images * int(np.prod(cut.shape[1:])) * 4
         if needed > self.options.activation_budget_bytes:
             return Plan(
                 "full",
@@ -235,27 +256,28 @@ class _PhaseRunner:
         inputs = keras.Input(tuple(cut.shape[1:]), name="activations")
         upper_outputs = model_lib.call_with_training(upper, inputs, self.built.backbone_training)
         train_model = keras.Model(inputs, self.built.head(upper_outputs))
-        return Plan("activations", f"layers below {cut_layer.name!r} are frozen", lower=lower, train_model=train_model,
-                    cut_layer=cut_layer.name)
+        return Plan("activations", f"layers below {cut_layer.name!r} are frozen{_views_note(views)}", lower=lower,
+                    train_model=train_model, cut_layer=cut_layer.name, views=views)
 
-    def _features_plan(self, backbone: keras.Model) -> Plan:
-        reason = "the whole backbone is frozen"
+    def _features_plan(self, backbone: keras.Model, views: tuple[int, ...]) -> Plan:
+        reason = f"the whole backbone is frozen{_views_note(views)}"
         head = self.built.head
         pool = head.layers[0]
         if not isinstance(pool, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)):
-            return Plan("features", reason, lower=backbone, train_model=head)
+            return Plan("features", reason, lower=backbone, train_model=head, views=views)
         # The head's global pooling has no weights and no randomness: it runs once with the
         # backbone, so each image keeps 1,280 numbers (Lite0) instead of 7x7x1,280, and every
         # epoch reads 49 times less.
         lower = keras.Model(backbone.input, pool(backbone.output), name="frozen_backbone_pooled")
         rest = keras.Sequential([keras.Input(tuple(lower.output.shape[1:])), *head.layers[1:]], name="head_after_pool")
-        return Plan("features", reason, lower=lower, train_model=rest, pooled=type(pool).__name__)
+        return Plan("features", reason, lower=lower, train_model=rest, pooled=type(pool).__name__, views=views)
 
-    def _cached_inputs(self, plan: Plan) -> tuple[dict[str, np.ndarray], str]:
-        """The lower network's outputs on every split: from memory, disk, or computed in one pass."""
+    def _cached_inputs(self, plan: Plan, *, test: bool) -> tuple[dict[str, np.ndarray], str]:
+        """The lower network's outputs on train, validation and (with `test`) test: from memory,
+        disk, or computed in one pass."""
         lower = plan.lower
         assert lower is not None
-        splits = [s for s in loading.SPLITS if self.data.split(s) is not None]
+        splits = [s for s in loading.SPLITS if self.data.split(s) is not None and (test or s != "test")]
         key = None
         identity = self.experiment.dataset.identity
         digest = weights_digest(v.numpy() for v in lower.weights)
@@ -268,9 +290,10 @@ class _PhaseRunner:
                 image_size=self.experiment.image_size,
                 output=plan.label,
                 pooled=plan.pooled,
+                views=plan.views,
                 training=self.built.backbone_training,
             )
-        memory_key = key or f"{plan.label}:{digest}"
+        memory_key = key or f"{plan.label}:{plan.views}:{splits}:{digest}"
         if memory_key in self._memory:
             return self._memory[memory_key], "hit"
         cache = self.options.cache if key is not None else None
@@ -289,6 +312,8 @@ class _PhaseRunner:
             outputs = np.asarray(lower.predict(_batched_images(images), verbose=0), dtype=np.float32)
             bounds = np.cumsum([0] + [self.data.sizes[s] for s in splits])
             arrays = {s: outputs[bounds[i]:bounds[i + 1]] for i, s in enumerate(splits)}
+            if plan.views:
+                arrays["train"] = self._train_views(lower, arrays["train"], plan.views)
             state = "miss"
             if cache is not None:
                 cache.put(
@@ -308,20 +333,56 @@ class _PhaseRunner:
         return self.labels[split]
 
     def _checksums(self, split: str) -> np.ndarray:
-        sums = self.data.split(split).map(_pixel_sum)
-        return np.fromiter(sums.as_numpy_iterator(), dtype=np.float64)
+        sums = self.data.split(split).batch(256).map(_pixel_sums)
+        return np.concatenate(list(sums.as_numpy_iterator()))
 
     def _images(self, split: str) -> tf.data.Dataset:
         return _batched_images(self.data.split(split))
+
+    def _train_images(self) -> np.ndarray:
+        return np.stack([image for image, _ in self.data.train.as_numpy_iterator()])
+
+    def _train_views(self, lower: keras.Model, identity: np.ndarray, views: tuple[int, ...]) -> np.ndarray:
+        """`lower`'s outputs on every view of the training images, shape (views, images, ...)."""
+        assert views[0] == 0, views  # the identity, already computed with the other splits
+        stacked = np.empty((len(views), *identity.shape), dtype=np.float32)
+        stacked[0] = identity
+        images = self._train_images()
+        for position, k in enumerate(views[1:], start=1):
+            stacked[position] = lower.predict(symmetry.view(images, k), batch_size=PREDICT_BATCH, verbose=0)
+        return stacked
+
+    def _drawn(self, draw: symmetry.Draw, inputs: Callable[[np.ndarray, np.ndarray], np.ndarray],
+               phase: spec.Phase) -> tf.data.Dataset:
+        """Training batches as `draw` lays them out: `inputs(image indices, view positions)`."""
+        labels = self.labels["train"]
+        sample = inputs(*draw.batch(0))
+
+        def batch(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            indices, positions = draw.batch(int(index))
+            return np.ascontiguousarray(inputs(indices, positions), dtype=np.float32), labels[indices]
+
+        def fetch(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            x, y = tf.numpy_function(batch, [index], (tf.float32, tf.int32), stateful=False)
+            return tf.ensure_shape(x, (None, *sample.shape[1:])), tf.ensure_shape(y, (None,))
+
+        dataset = tf.data.Dataset.counter().map(fetch)
+        return self._augmented(dataset, phase).prefetch(tf.data.AUTOTUNE)
 
     def _batched(self, dataset: tf.data.Dataset, phase: spec.Phase, *, shuffle: bool = False, augment: bool = False) -> tf.data.Dataset:
         if shuffle:
             dataset = dataset.shuffle(self.data.sizes["train"], seed=self.seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(phase.batch_size)
-        if augment and phase.augmentation:
-            pipeline = keras.Sequential([getattr(keras.layers, a.layer)(**dict(a.kwargs)) for a in phase.augmentation])
-            dataset = dataset.map(lambda x, y: (pipeline(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        if augment:
+            dataset = self._augmented(dataset, phase)
         return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def _augmented(self, batches: tf.data.Dataset, phase: spec.Phase) -> tf.data.Dataset:
+        """`batches` through the phase's `augment(...)` layers (the full path only has any)."""
+        if not phase.layers:
+            return batches
+        pipeline = keras.Sequential([getattr(keras.layers, a.layer)(**dict(a.kwargs)) for a in phase.layers])
+        return batches.map(lambda x, y: (pipeline(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
 
     def _evaluate(self, split: str, model: keras.Model, inputs: Any, *, keep: bool = True) -> dict[str, float]:
         """Accuracy and loss of `model` on `inputs` (the split's images or cached arrays)."""
@@ -383,8 +444,8 @@ def _batched_images(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.map(lambda image, label: image).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
 
 
-def _pixel_sum(image: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(tf.cast(image, tf.float64))
+def _pixel_sums(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.cast(images, tf.float64), axis=[1, 2, 3])
 
 
 def _split_name(dataset: spec.Dataset, role: str) -> str:
@@ -393,6 +454,10 @@ def _split_name(dataset: spec.Dataset, role: str) -> str:
     if isinstance(dataset, spec.ImageFolder):
         return f"test:{dataset.test_path}" if role == "test" else f"{role}:{dataset.validation_split}"
     return role
+
+
+def _views_note(views: tuple[int, ...]) -> str:
+    return f"; the training images are cached in {len(views)} dihedral views" if views else ""
 
 
 def _count(variables: list[Any]) -> int:

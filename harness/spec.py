@@ -405,6 +405,32 @@ def augment(layer: str, **kwargs: Any) -> Augmentation:
 
 
 @dataclass(frozen=True)
+class Dihedral:
+    """Symmetries of the square shown to the phase: indices into `DIHEDRAL_VIEWS`."""
+
+    views: tuple[int, ...]
+
+
+# View k: k % 4 quarter turns counter-clockwise, then, for k >= 4, a left-right flip.
+DIHEDRAL_VIEWS = ("identity", "turn 90", "turn 180", "turn 270", "flip left-right", "turn 90 + flip",
+                  "flip up-down", "turn 270 + flip")
+
+
+def dihedral(*, turns: bool = True) -> Dihedral:
+    """Each epoch, every training image is shown in one symmetry of the square drawn at random.
+
+    The 8 symmetries are the quarter turns and the mirror images; `turns=False` keeps the 4 that
+    preserve orientation (identity, left-right and up-down flips, half turn), for images whose
+    content has a direction. Unlike `augment(...)` layers, the views form a finite set, so the
+    frozen part of the network runs once per view and the phase still trains on cached inputs;
+    the draw is seeded and the same on the cached and the full path. With `turns=True` the
+    images must be square.
+    """
+    _check(isinstance(turns, bool), "dihedral.turns", "must be True or False", turns)
+    return Dihedral(tuple(range(8)) if turns else (0, 2, 4, 6))
+
+
+@dataclass(frozen=True)
 class EarlyStopping:
     monitor: str = "val_loss"
     patience: int = 3
@@ -452,8 +478,17 @@ class Phase:
     batch_size: int = 32
     train_batchnorm: bool = False
     class_weight: str | tuple[tuple[int, float], ...] | None = None
-    augmentation: tuple[Augmentation, ...] = ()
+    augmentation: tuple[Augmentation | Dihedral, ...] = ()
     callbacks: tuple[Callback, ...] = ()
+
+    @property
+    def dihedral(self) -> Dihedral | None:
+        return next((a for a in self.augmentation if isinstance(a, Dihedral)), None)
+
+    @property
+    def layers(self) -> tuple[Augmentation, ...]:
+        """The `augment(...)` layers (random every epoch: they rule out cached inputs)."""
+        return tuple(a for a in self.augmentation if isinstance(a, Augmentation))
 
 
 def _phase_common(
@@ -465,7 +500,7 @@ def _phase_common(
     optimizer: str,
     batch_size: int,
     class_weight: Any,
-    augmentation: Sequence[Augmentation],
+    augmentation: Sequence[Augmentation | Dihedral],
     callbacks: Sequence[Callback],
 ) -> dict[str, Any]:
     name = kind if name is None else name
@@ -481,7 +516,10 @@ def _phase_common(
         _check(class_weight in (None, "balanced"), f"{kind}.class_weight", "must be None, 'balanced' or {class: weight}", class_weight)
     augmentation = tuple(augmentation)
     for i, a in enumerate(augmentation):
-        _check(isinstance(a, Augmentation), f"{kind}.augmentation[{i}]", "must be built with augment(...)", a)
+        _check(isinstance(a, (Augmentation, Dihedral)), f"{kind}.augmentation[{i}]",
+               "must be built with augment(...) or dihedral()", a)
+    _check(sum(isinstance(a, Dihedral) for a in augmentation) <= 1, f"{kind}.augmentation",
+           "must hold dihedral() at most once", augmentation)
     callbacks = tuple(callbacks)
     for i, c in enumerate(callbacks):
         _check(isinstance(c, (EarlyStopping, ReduceLROnPlateau)), f"{kind}.callbacks[{i}]",
@@ -506,7 +544,7 @@ def feature_extraction(
     optimizer: str = "adam",
     batch_size: int = 32,
     class_weight: Any = None,
-    augmentation: Sequence[Augmentation] = (),
+    augmentation: Sequence[Augmentation | Dihedral] = (),
     callbacks: Sequence[Callback] = (),
     name: str | None = None,
 ) -> Phase:
@@ -518,7 +556,8 @@ def feature_extraction(
         optimizer: "adam", "adamw", "sgd" or "rmsprop". Defaults to "adam".
         batch_size: Defaults to 32.
         class_weight: None, "balanced" or {class: weight}.
-        augmentation: `augment(...)` layers applied to training images.
+        augmentation: `augment(...)` layers applied to training images, and/or `dihedral()`
+            (flips and quarter turns that keep the phase on cached inputs).
         callbacks: `early_stopping(...)`, `reduce_lr_on_plateau(...)`.
         name: Phase name in reports and `trainable_params`. Defaults to "feature_extraction".
     """
@@ -540,7 +579,7 @@ def fine_tune(
     optimizer: str = "adam",
     batch_size: int = 32,
     class_weight: Any = None,
-    augmentation: Sequence[Augmentation] = (),
+    augmentation: Sequence[Augmentation | Dihedral] = (),
     callbacks: Sequence[Callback] = (),
     name: str | None = None,
 ) -> Phase:
@@ -771,6 +810,11 @@ def experiment(
                "experiment.tolerance", "must be a number in [0, 1]", tolerance)
     _check_rules_against_layers(backbone, phases)
     _check_input_size(backbone, dataset.image_size)
+    for phase in phases:
+        views = phase.dihedral
+        _check(views is None or set(views.views) <= {0, 2, 4, 6} or dataset.image_size[0] == dataset.image_size[1],
+               "dataset.image_size", f"must be square: dihedral() in phase {phase.name!r} turns images by quarter turns "
+               "(dihedral(turns=False) keeps the flips only)", dataset.image_size)
     return _register(Experiment(name=name, dataset=dataset, backbone=backbone, head=head, phases=phases, expect=expect,
                                 seed=seed, marks=marks, location=location,
                                 tolerance=None if tolerance is None else float(tolerance)))

@@ -101,8 +101,13 @@ def _small_backbone(input_shape):
     return keras.Model(inputs, x, name="small")
 
 
-def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_path):
-    """Every split goes through the cache in one pass; a second run reads it back, same figures."""
+@pytest.mark.parametrize(("augmentation", "views"), [((), ()), ((spec.dihedral(turns=False),), (4,))],
+                         ids=["no-views", "dihedral"])
+def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_path, augmentation, views):
+    """Every split goes through the cache in one pass; a second run reads it back, same figures.
+
+    With `dihedral()` the fine-tuning entry keeps the activations of every view of the training images.
+    """
     from harness import engine
     from harness.cache import FeatureCache
 
@@ -110,7 +115,8 @@ def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_p
         name="small_elpv",
         dataset=spec.tfds_dataset("elpv", image_size=16, label_key="defective", data_dir=elpv_fake_dir, test_split="test"),
         backbone=spec.custom_backbone("small", _small_backbone),
-        phases=[spec.feature_extraction(epochs=1), spec.fine_tune(unfreeze_from="block_2_", epochs=1)],
+        phases=[spec.feature_extraction(epochs=1),
+                spec.fine_tune(unfreeze_from="block_2_", epochs=1, augmentation=augmentation)],
     )
     cache = FeatureCache(tmp_path / "features")
     cold, warm = (engine.run(experiment, engine.RunOptions(cache=cache)) for _ in range(2))
@@ -118,10 +124,10 @@ def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_p
     assert [(p.path, p.cache) for p in warm.phases] == [("features", "hit"), ("activations@block_2_conv", "hit")]
     # The head's global pooling runs once with the frozen backbone: 4 numbers per image are kept
     # for the head, not 5x5x4; the fine-tuning entry keeps the 7x7x4 activations entering block 2.
-    shapes = sorted(np.load(entry)["train"].shape for entry in cache.entries())
-    assert shapes == [(19, 4), (19, 7, 7, 4)]
+    shapes = sorted((np.load(entry)["train"].shape for entry in cache.entries()), key=len)
+    assert shapes == [(19, 4), (*views, 19, 7, 7, 4)]
     for run in (cold, warm):
         assert run.split_sizes == {"train": 19, "validation": 5, "test": 8}
         assert [p.cached_val_accuracy for p in run.phases] == [p.val_accuracy for p in run.phases]
     assert [p.test_accuracy for p in warm.phases] == [p.test_accuracy for p in cold.phases]
-    assert all(p.test_accuracy is not None for p in cold.phases)
+    assert [p.test_accuracy is not None for p in cold.phases] == [False, True]  # scored after the last phase

@@ -156,9 +156,10 @@ def check_both_paths(cached: ExperimentResult, full: ExperimentResult) -> None:
         assert {"frozen_weights_unchanged", "trainable_weights_changed"} <= {c.name for c in result.checks}
     for phase in cached.phases:  # the cached model's own validation figure is the real model's
         assert phase.cached_val_accuracy == phase.val_accuracy, phase.name
-    # Test is scored on the cached inputs after a cached phase, end to end on the full path.
+    # Test is scored once, after the last phase: on the cached inputs after a cached phase, end
+    # to end on the full path.
     assert [p.test_accuracy for p in cached.phases] == [p.test_accuracy for p in full.phases]
-    assert all(p.test_accuracy is not None for p in cached.phases)
+    assert [p.test_accuracy is not None for p in cached.phases] == [False] * (len(cached.phases) - 1) + [True]
     for phase in full.phases:
         assert (phase.path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
         assert phase.path_reason == "feature caching disabled (--no-feature-cache)"
@@ -205,12 +206,75 @@ def test_activations_path_fine_tunes_as_the_full_network_does(train) -> None:
     assert_frozen_batchnorm_untouched(full_weights)
 
 
+@pytest.mark.parametrize("feature_cache", [True, False], ids=["cached", "full"])
+def test_a_test_expectation_on_an_earlier_phase_scores_the_test_split_after_it(train, feature_cache: bool) -> None:
+    experiment = spec.experiment(
+        name="tiny",
+        dataset=spec.arrays(make_data, image_size=16),
+        backbone=spec.custom_backbone("tiny", tiny_backbone),
+        head=spec.classifier_head(dropout_rate=0.0),
+        phases=[spec.feature_extraction(epochs=1, batch_size=16), spec.fine_tune(unfreeze_from="block_2_", epochs=1)],
+        expect=[spec.min_test_accuracy(0.0, phase="feature_extraction")],
+    )
+    result, _ = train(experiment, feature_cache=feature_cache)
+    assert all(p.test_accuracy is not None for p in result.phases)
+    assert [c.passed for c in result.checks if c.name == "min_test_accuracy"] == [True]
+
+
 def test_augmentation_trains_on_the_full_network(train) -> None:
     experiment = tiny_experiment(spec.feature_extraction(epochs=1, batch_size=16, augmentation=[spec.augment("RandomFlip")]))
     result, _ = train(experiment)
     (phase,) = result.phases
     assert (phase.path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
-    assert phase.path_reason == "augmentation changes the backbone's input every epoch"
+    assert phase.path_reason == "augment(...) layers change the backbone's input every epoch"
+
+
+def test_dihedral_views_train_on_cached_inputs_as_the_full_network_does(train) -> None:
+    """Both paths take the same draw of views; the cached one picks the cached output of each view."""
+    experiment = tiny_experiment(
+        spec.feature_extraction(epochs=2, learning_rate=5e-2, batch_size=16, augmentation=[spec.dihedral()]),
+        spec.fine_tune(unfreeze_from="block_2_", epochs=2, learning_rate=1e-2, batch_size=16,
+                       augmentation=[spec.dihedral(turns=False)]),
+    )
+    cached, cached_weights = train(experiment)
+    full, full_weights = train(experiment, feature_cache=False)
+
+    assert [(p.path, p.path_reason) for p in cached.phases] == [
+        ("features", "the whole backbone is frozen; the training images are cached in 8 dihedral views"),
+        ("activations@block_2_conv", "layers below 'block_2_conv' are frozen; the training images are cached in 4 "
+                                     "dihedral views"),
+    ]
+    check_both_paths(cached, full)
+    assert_same_weights(cached_weights, full_weights)
+    assert_frozen_batchnorm_untouched(cached_weights)
+
+
+def test_dihedral_views_change_what_is_trained(train) -> None:
+    """Against the same phases without views: the views reach training (the tiny backbone is not symmetric)."""
+    phases = lambda *augmentation: spec.feature_extraction(epochs=2, learning_rate=5e-2, batch_size=16,  # noqa: E731
+                                                           augmentation=augmentation)
+    _, plain = train(tiny_experiment(phases()))
+    _, viewed = train(tiny_experiment(phases(spec.dihedral())))
+    (kernel,) = [path for path in plain if path.endswith("predictions/kernel")]
+    assert not np.allclose(plain[kernel], viewed[kernel], rtol=RTOL, atol=ATOL)
+
+
+def test_dihedral_batches_go_on_across_epochs(train, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fit` reads batch 0, 1, 2, ... across epochs: epoch 2 is not a replay of epoch 1."""
+    from harness import symmetry
+
+    fetched: list[int] = []
+    batch = symmetry.Draw.batch
+
+    def spy(self: symmetry.Draw, index: int) -> tuple[np.ndarray, np.ndarray]:
+        fetched.append(index)
+        return batch(self, index)
+
+    monkeypatch.setattr(symmetry.Draw, "batch", spy)
+    train(tiny_experiment(spec.feature_extraction(epochs=3, batch_size=16, augmentation=[spec.dihedral()])))
+    steps = 64 // 16
+    assert set(range(3 * steps)) <= set(fetched)
+    assert max(fetched) < 3 * steps + 4  # at most a few prefetched beyond the last epoch
 
 
 def test_boundary_inside_a_residual_block_trains_on_the_full_network(train) -> None:

@@ -18,6 +18,7 @@ from harness import (
     beats,
     classifier_head,
     custom_backbone,
+    dihedral,
     early_stopping,
     efficientnet_lite0,
     experiment,
@@ -202,6 +203,18 @@ CASES = [
         lambda: feature_extraction(epochs=1, augmentation=["RandomFlip"]),
         ["`feature_extraction.augmentation[0]` must be built with augment(...)", "Received: augmentation[0]='RandomFlip'"],
         id="augmentation-not-built-with-augment",
+    ),
+    pytest.param(
+        lambda: feature_extraction(epochs=1, augmentation=[dihedral(), dihedral(turns=False)]),
+        ["`feature_extraction.augmentation` must hold dihedral() at most once"],
+        id="dihedral-twice",
+    ),
+    pytest.param(
+        lambda: lite0_experiment(dataset=arrays(no_data, image_size=(32, 48)),
+                                 phases=[feature_extraction(epochs=1, augmentation=[dihedral()])]),
+        ["`dataset.image_size` must be square: dihedral() in phase 'feature_extraction' turns images by quarter "
+         "turns (dihedral(turns=False) keeps the flips only)", "Received: image_size=(32, 48)"],
+        id="dihedral-turns-need-square-images",
     ),
     pytest.param(
         lambda: early_stopping(monitor="val_acc"),
