@@ -80,8 +80,8 @@ def run_plain(experiment) -> dict:
     phases = []
     for phase in experiment.phases:
         train = data.train.shuffle(data.sizes["train"], seed=experiment.seed)
-        if phase.dihedral is not None:  # the seeds' way: a random view per image in the input pipeline
-            train = train.map(random_view(phase.dihedral.views), num_parallel_calls=tf.data.AUTOTUNE)
+        if phase.views:  # `dihedral()` the seeds' way: a random view per image in the input pipeline
+            train = train.map(random_view(phase.views), num_parallel_calls=tf.data.AUTOTUNE)
         train = train.batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
         val = data.validation.batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
         if phase.kind == "fine_tune":

@@ -73,14 +73,15 @@ class FeatureCache:
         if self.root is None:
             return
         size = sum(a.nbytes for a in arrays.values())
-        if size > self.max_bytes:
+        sidecar = json.dumps({**metadata, "bytes": size}, indent=2, sort_keys=True, default=str)
+        if size + len(sidecar) > self.max_bytes:
             return
-        self._evict(self.max_bytes - size)
+        self._evict(self.max_bytes - size - len(sidecar))
         with atomic_path(self._path(key)) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
         with atomic_path(self.root / f"{key}.json") as tmp:
-            tmp.write_text(json.dumps({**metadata, "bytes": size}, indent=2, sort_keys=True, default=str))
+            tmp.write_text(sidecar)
 
     def entries(self) -> list[Path]:
         if self.root is None or not self.root.is_dir():
@@ -88,12 +89,13 @@ class FeatureCache:
         return sorted(self.root.glob("*.npz"), key=lambda p: p.stat().st_mtime)
 
     def _evict(self, budget: int) -> None:
-        entries = self.entries()
-        total = sum(p.stat().st_size for p in entries)
-        for path in entries:
+        sizes = {path: sum(f.stat().st_size for f in (path, path.with_suffix(".json")) if f.exists())
+                 for path in self.entries()}
+        total = sum(sizes.values())
+        for path, size in sizes.items():  # least recently used first
             if total <= budget:
                 break
-            total -= path.stat().st_size
+            total -= size
             path.unlink(missing_ok=True)
             path.with_suffix(".json").unlink(missing_ok=True)
 

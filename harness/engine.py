@@ -150,7 +150,7 @@ class _PhaseRunner:
         # change up at compile time.
         self._compile(model, phase)
         plan = self._plan(phase, trainable)
-        views = phase.dihedral.views if phase.dihedral else ()
+        views = phase.views
         draw = symmetry.Draw(self.seed, self.data.sizes["train"], phase.batch_size, len(views)) if views else None
         if plan.kind == "full":
             train_model = model
@@ -223,7 +223,7 @@ class _PhaseRunner:
             return Plan("full", "feature caching disabled (--no-feature-cache)")
         if phase.layers:
             return Plan("full", "augment(...) layers change the backbone's input every epoch")
-        views = phase.dihedral.views if phase.dihedral else ()
+        views = phase.views
         backbone = self.built.backbone
         pairs = list(freezing.keras_layers(backbone))
         first = next((i for i, (info, _) in enumerate(pairs) if info.qualified_name in trainable), None)

@@ -423,8 +423,8 @@ def dihedral(*, turns: bool = True) -> Dihedral:
     preserve orientation (identity, left-right and up-down flips, half turn), for images whose
     content has a direction. Unlike `augment(...)` layers, the views form a finite set, so the
     frozen part of the network runs once per view and the phase still trains on cached inputs;
-    the draw is seeded and the same on the cached and the full path. With `turns=True` the
-    images must be square.
+    the draw is seeded and the same on the cached and the full path (which holds the training
+    images in memory to draw from them). With `turns=True` the images must be square.
     """
     _check(isinstance(turns, bool), "dihedral.turns", "must be True or False", turns)
     return Dihedral(tuple(range(8)) if turns else (0, 2, 4, 6))
@@ -482,8 +482,9 @@ class Phase:
     callbacks: tuple[Callback, ...] = ()
 
     @property
-    def dihedral(self) -> Dihedral | None:
-        return next((a for a in self.augmentation if isinstance(a, Dihedral)), None)
+    def views(self) -> tuple[int, ...]:
+        """The `dihedral()` views the phase draws from (none without it)."""
+        return next((a.views for a in self.augmentation if isinstance(a, Dihedral)), ())
 
     @property
     def layers(self) -> tuple[Augmentation, ...]:
@@ -811,8 +812,7 @@ def experiment(
     _check_rules_against_layers(backbone, phases)
     _check_input_size(backbone, dataset.image_size)
     for phase in phases:
-        views = phase.dihedral
-        _check(views is None or set(views.views) <= {0, 2, 4, 6} or dataset.image_size[0] == dataset.image_size[1],
+        _check(set(phase.views) <= {0, 2, 4, 6} or dataset.image_size[0] == dataset.image_size[1],
                "dataset.image_size", f"must be square: dihedral() in phase {phase.name!r} turns images by quarter turns "
                "(dihedral(turns=False) keeps the flips only)", dataset.image_size)
     return _register(Experiment(name=name, dataset=dataset, backbone=backbone, head=head, phases=phases, expect=expect,

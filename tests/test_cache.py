@@ -166,6 +166,21 @@ def test_size_bound_evicts_the_least_recently_used_entries(tmp_path: Path) -> No
     assert cache.get("a")["train"][0] == 1 and cache.get("c")["train"][0] == 3
 
 
+@pytest.mark.parametrize(("slack", "kept"), [(0, ["a", "b"]), (-1, ["b"])], ids=["fits", "one-byte-over"])
+def test_the_bound_counts_every_file_of_an_entry(tmp_path: Path, slack: int, kept: list[str]) -> None:
+    """A stored entry counts as its two files; the new one as its arrays and sidecar (its npz headers
+    are not known before it is written). At the exact sum both are kept; one byte less evicts `a`."""
+    probe = FeatureCache(tmp_path / "probe")
+    probe.put("a", entry(1000), metadata={})
+    per_entry = sum(f.stat().st_size for f in (tmp_path / "probe").iterdir())
+    npz_overhead = (tmp_path / "probe" / "a.npz").stat().st_size - 1000  # the npz headers: not known before writing
+    cache = FeatureCache(tmp_path / "features", max_bytes=2 * per_entry - npz_overhead + slack)
+    cache.put("a", entry(1000, 1), metadata={})
+    os.utime(tmp_path / "features" / "a.npz", ns=(1_000_000_000, 1_000_000_000))
+    cache.put("b", entry(1000, 2), metadata={})
+    assert [name for name in "ab" if cache.get(name) is not None] == kept
+
+
 def test_an_entry_larger_than_the_bound_is_not_stored(tmp_path: Path) -> None:
     cache = FeatureCache(tmp_path, max_bytes=3000)
     cache.put("small", entry(1000), metadata={})
