@@ -1,6 +1,10 @@
 """The pytest plugin (entry point `pytest11: harness`): options, collection hook, session hooks.
 
 This module imports neither TensorFlow nor the engine: collecting specs stays cheap.
+
+PYTEST_DONT_REWRITE: a plugin holds no test asserts. Marked, it is never rewritten, so a nested
+pytest run (pytester) does not warn that it was imported before it could be rewritten, which
+it does when an editable install loads the package through setuptools' import finder.
 """
 
 from __future__ import annotations
