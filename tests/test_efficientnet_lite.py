@@ -333,3 +333,23 @@ def test_imagenet_weights_are_converted_once_then_loaded_from_the_cache(tmp_path
     from_cache = efficientnet_lite0(weights="imagenet", input_shape=(32, 32, 3))
 
     np.testing.assert_array_equal(_run(converted, image), _run(from_cache, image))
+
+
+def test_the_conversion_leaves_the_random_state_as_a_cached_load_does(tmp_path, monkeypatch):
+    """What is built next (an experiment's head) starts the same, cold or warm weights cache."""
+    import random
+
+    import keras
+
+    _imagenet_checkpoint()
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    draws = []
+    for _ in ("converts", "loads the cached file"):
+        keras.utils.set_random_seed(0)
+        efficientnet_lite0(weights="imagenet", input_shape=(32, 32, 3))
+        head = keras.layers.Dense(3)
+        head.build((None, 4))
+        draws.append((random.random(), np.random.random(), head.kernel.numpy()))
+    (cold_random, cold_numpy, cold_kernel), (warm_random, warm_numpy, warm_kernel) = draws
+    assert (cold_random, cold_numpy) == (warm_random, warm_numpy)
+    np.testing.assert_array_equal(cold_kernel, warm_kernel)

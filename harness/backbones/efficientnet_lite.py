@@ -12,10 +12,11 @@ is pure Python, and `efficientnet_lite0` imports Keras when it is called.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from harness import paths
 from harness.backbones.errors import WeightsMismatchError, WeightsUnavailableError
@@ -340,12 +341,37 @@ def _load_pth(model: keras.Model, pth_path: Path) -> None:
 
 def _convert_imagenet_weights(model: keras.Model, pth_path: Path, input_shape: tuple, include_top: bool) -> None:
     """Loads the `.pth` into `model` and caches it as a with-top `.weights.h5`, once."""
-    full = model if include_top else _build(True, input_shape, _IMAGENET_CLASSES, "efficientnet_lite0")
+    if include_top:
+        full = model
+    else:
+        with _random_state_kept():
+            full = _build(True, input_shape, _IMAGENET_CLASSES, "efficientnet_lite0")
     _load_pth(full, pth_path)
     with paths.atomic_path(imagenet_weights_path()) as tmp:
         full.save_weights(tmp)
     if not include_top:
         model.load_weights(imagenet_weights_path())
+
+
+@contextlib.contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Restores Python's and NumPy's random state on exit.
+
+    Keras draws a seed from Python's `random` for every initializer and Dropout it builds. The
+    with-top model built once for the conversion must not shift those draws, so that whatever
+    is built next (an experiment's head) starts the same whether or not the converted weights
+    were already on disk.
+    """
+    import random
+
+    import numpy as np
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def efficientnet_lite0(
