@@ -7,7 +7,8 @@ Runs, each in its own process (so peak memory is per variant) and from a cold fe
   recompiled at a low learning rate and fit again. A phase with `dihedral()` draws a random view
   per image in the input pipeline, as the seeds do their augmentation.
 - harness: the same experiment (same phases, epochs, batch size, optimizer, data) through
-  `harness.engine`, which trains on cached features and cached block-boundary activations. Its
+  `harness.engine`, which trains on cached features and cached block-boundary activations,
+  computed in one frozen pass (on LiteRT unless `--frozen-runtime keras`). Its
   phase times include what the plain recipe does not do: the end-to-end validation check on
   the real model and the test-split score. The spec's early stopping is dropped on both sides
   so that both train the same number of epochs.
@@ -19,6 +20,7 @@ training work only. Prints a table and, last, `feature_extraction_speedup=X fine
 
     python benchmarks/elpv_speed.py                  # the spec's settings (specs/elpv.py)
     python benchmarks/elpv_speed.py --epochs 3       # shorter phases, same recipe
+    python benchmarks/elpv_speed.py --frozen-runtime keras   # the frozen pass on Model.predict
 """
 
 from __future__ import annotations
@@ -113,28 +115,29 @@ def random_view(views: tuple[int, ...]):
     return apply
 
 
-def run_harness(experiment, jit_compile: bool | str = "auto") -> dict:
+def run_harness(experiment, frozen_runtime: str, jit_compile: bool | str = "auto") -> dict:
     from harness import engine
     from harness.cache import FeatureCache
 
-    result = engine.run(experiment, engine.RunOptions(cache=FeatureCache.default(), jit_compile=jit_compile))
-    phases = [{"name": p.name, "wall_time_s": p.wall_time_s, "val_accuracy": p.val_accuracy, "path": p.path, "cache": p.cache}
-              for p in result.phases]
+    options = engine.RunOptions(cache=FeatureCache.default(), jit_compile=jit_compile, frozen_runtime=frozen_runtime)
+    result = engine.run(experiment, options)
+    phases = [{"name": p.name, "wall_time_s": p.wall_time_s, "val_accuracy": p.val_accuracy, "path": p.path,
+               "cache": p.cache if p.frozen_pass is None else f"{p.cache} on {p.frozen_pass}"} for p in result.phases]
     return {"phases": phases, "peak_rss_mib": peak_rss_mib()}
 
 
-def child(variant: str, epochs: int | None) -> None:
+def child(variant: str, epochs: int | None, frozen_runtime: str) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     experiment = load_experiment(epochs)
     if variant == "plain":
         outcome = run_plain(experiment)
     else:
-        outcome = run_harness(experiment, jit_compile=True if variant == "harness-xla" else "auto")
+        outcome = run_harness(experiment, frozen_runtime, jit_compile=True if variant == "harness-xla" else "auto")
     print("RESULT " + json.dumps(outcome))
 
 
-def spawn(variant: str, epochs: int | None, cache_dir: str) -> dict:
-    command = [sys.executable, __file__, "--child", variant]
+def spawn(variant: str, epochs: int | None, frozen_runtime: str, cache_dir: str) -> dict:
+    command = [sys.executable, __file__, "--child", variant, "--frozen-runtime", frozen_runtime]
     if epochs is not None:
         command += ["--epochs", str(epochs)]
     env = {**os.environ, "HARNESS_CACHE_DIR": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -154,10 +157,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="Epochs per phase (default: the spec's)")
     parser.add_argument("--xla", action="store_true", help="Also time the warm harness run with jit_compile=True")
+    parser.add_argument("--frozen-runtime", choices=["litert", "keras"], default="litert",
+                        help="What runs the harness's frozen pass (default: litert, as pytest's --frozen-runtime)")
     parser.add_argument("--child", choices=["plain", "harness", "harness-xla"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.epochs)
+        child(args.child, args.epochs, args.frozen_runtime)
         return
 
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as cache_dir:
@@ -165,10 +170,9 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", "import harness; harness.load_backbone('efficientnet_lite0')"],
                        env={**os.environ, "HARNESS_CACHE_DIR": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}, check=True,
                        capture_output=True)
-        plain = spawn("plain", args.epochs, cache_dir)
-        cold = spawn("harness", args.epochs, cache_dir)
-        warm = spawn("harness", args.epochs, cache_dir)
-        xla = spawn("harness-xla", args.epochs, cache_dir) if args.xla else None
+        plain, cold, warm = (spawn(variant, args.epochs, args.frozen_runtime, cache_dir)
+                             for variant in ("plain", "harness", "harness"))
+        xla = spawn("harness-xla", args.epochs, args.frozen_runtime, cache_dir) if args.xla else None
 
     print()
     print(f"{'phase':<20}{'plain s':>10}{'harness s':>11}{'ratio':>8}{'warm s':>9}{'plain acc':>11}{'harness acc':>13}  path (cold / warm cache)")

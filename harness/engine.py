@@ -15,6 +15,10 @@ For each phase the engine (1) applies the freezing rule to the backbone and reco
 `dihedral()` keeps a phase on cached inputs: the lower network's output is cached for every
 view of every training image, and each batch picks the view that `symmetry.Draw` drew for it.
 
+The frozen pass that fills a cache entry runs on LiteRT unless `RunOptions.frozen_runtime` is
+"keras" (harness/inference.py); the two agree up to float round-off, and the entry's key names
+the runtime.
+
 The cached parts share their variables with the full model, so after every phase the real
 model carries the trained weights; it is evaluated end to end and the invariants read it.
 """
@@ -30,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from harness import freezing, invariants, spec, symmetry
+from harness import freezing, inference, invariants, spec, symmetry
 from harness.cache import FeatureCache, make_key, weights_digest
 from harness.data import loading
 from harness import model as model_lib
@@ -59,6 +63,8 @@ class RunOptions:
     # XLA for training steps. "auto" is Keras's default (off on CPU-only machines); the
     # benchmark measures True against it (README, "Performance").
     jit_compile: bool | str = "auto"
+    # What runs the frozen part's forward pass (harness/inference.py): "litert" or "keras".
+    frozen_runtime: str = "litert"
 
 
 @dataclass
@@ -160,11 +166,11 @@ class _PhaseRunner:
                 images = self._train_images()
                 train_ds = self._drawn(draw, lambda i, p: symmetry.views_of(images[i], [views[k] for k in p]), phase)
             val_ds = self._batched(self.data.validation, phase)
-            cache_state = "none"
+            cache_state, frozen_pass = "none", None
         else:
             train_model = plan.train_model
             self._compile(train_model, phase)
-            arrays, cache_state = self._cached_inputs(plan, test=phase.name in self.test_phases)
+            arrays, cache_state, frozen_pass = self._cached_inputs(plan, test=phase.name in self.test_phases)
             if draw is None:
                 train_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["train"], self.labels["train"])), phase,
                                          shuffle=True)
@@ -214,6 +220,7 @@ class _PhaseRunner:
             path_reason=plan.reason,
             cache=cache_state,
             cached_val_accuracy=cached_val,
+            frozen_pass=frozen_pass,
         )
 
     # ------------------------------------------------------------------ choosing the path
@@ -272,9 +279,9 @@ class _PhaseRunner:
         rest = keras.Sequential([keras.Input(tuple(lower.output.shape[1:])), *head.layers[1:]], name="head_after_pool")
         return Plan("features", reason, lower=lower, train_model=rest, pooled=type(pool).__name__, views=views)
 
-    def _cached_inputs(self, plan: Plan, *, test: bool) -> tuple[dict[str, np.ndarray], str]:
+    def _cached_inputs(self, plan: Plan, *, test: bool) -> tuple[dict[str, np.ndarray], str, str | None]:
         """The lower network's outputs on train, validation and (with `test`) test: from memory,
-        disk, or computed in one pass."""
+        disk, or computed in one pass. Also the cache state, and what ran the pass if one ran."""
         lower = plan.lower
         assert lower is not None
         splits = [s for s in loading.SPLITS if self.data.split(s) is not None and (test or s != "test")]
@@ -292,10 +299,11 @@ class _PhaseRunner:
                 pooled=plan.pooled,
                 views=plan.views,
                 training=self.built.backbone_training,
+                runtime=self.options.frozen_runtime,
             )
         memory_key = key or f"{plan.label}:{plan.views}:{splits}:{digest}"
         if memory_key in self._memory:
-            return self._memory[memory_key], "hit"
+            return self._memory[memory_key], "hit", None
         cache = self.options.cache if key is not None else None
         stored = cache.get(key) if cache is not None else None
         # The key names the data, not its order: a per-image checksum guards against a data set
@@ -303,17 +311,19 @@ class _PhaseRunner:
         # entry on disk needs them.
         checksums = {s: self._checksums(s) for s in splits} if cache is not None else {}
         if stored is not None and all(np.array_equal(stored.get(f"{s}_checksums"), checksums[s]) for s in splits):
-            arrays, state = {s: stored[s] for s in splits}, "hit"
+            arrays, state, ran_on = {s: stored[s] for s in splits}, "hit", None
         else:
             # One pass over the splits back to back: one traced function, one ragged last batch.
             images = self.data.split(splits[0])
             for split in splits[1:]:
                 images = images.concatenate(self.data.split(split))
-            outputs = np.asarray(lower.predict(_batched_images(images), verbose=0), dtype=np.float32)
+            frozen_pass = inference.FrozenPass(lower, self.options.frozen_runtime)
+            ran_on = frozen_pass.ran_on
+            outputs = frozen_pass(_batched_images(images).as_numpy_iterator())
             bounds = np.cumsum([0] + [self.data.sizes[s] for s in splits])
             arrays = {s: outputs[bounds[i]:bounds[i + 1]] for i, s in enumerate(splits)}
             if plan.views:
-                arrays["train"] = self._train_views(lower, arrays["train"], plan.views)
+                arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views)
             state = "miss"
             if cache is not None:
                 cache.put(
@@ -323,7 +333,7 @@ class _PhaseRunner:
                               "output": plan.label, "dataset": identity, "image_size": self.experiment.image_size},
                 )
         self._memory = {memory_key: arrays}  # keep one entry: the next phase usually needs another cut
-        return arrays, state
+        return arrays, state, ran_on
 
     # ------------------------------------------------------------------ helpers
 
@@ -342,14 +352,14 @@ class _PhaseRunner:
     def _train_images(self) -> np.ndarray:
         return np.stack([image for image, _ in self.data.train.as_numpy_iterator()])
 
-    def _train_views(self, lower: keras.Model, identity: np.ndarray, views: tuple[int, ...]) -> np.ndarray:
+    def _train_views(self, lower: inference.FrozenPass, identity: np.ndarray, views: tuple[int, ...]) -> np.ndarray:
         """`lower`'s outputs on every view of the training images, shape (views, images, ...)."""
         assert views[0] == 0, views  # the identity, already computed with the other splits
         stacked = np.empty((len(views), *identity.shape), dtype=np.float32)
         stacked[0] = identity
         images = self._train_images()
         for position, k in enumerate(views[1:], start=1):
-            stacked[position] = lower.predict(symmetry.view(images, k), batch_size=PREDICT_BATCH, verbose=0)
+            stacked[position] = lower(inference.batches_of(symmetry.view(images, k), PREDICT_BATCH))
         return stacked
 
     def _drawn(self, draw: symmetry.Draw, inputs: Callable[[np.ndarray, np.ndarray], np.ndarray],

@@ -31,6 +31,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Remove every cached feature and activation file before running")
     group.addoption("--no-feature-cache", action="store_true", default=False,
                     help="Run every phase through the full network, as the plain Keras recipe does")
+    group.addoption("--frozen-runtime", choices=("litert", "keras"), default="litert",
+                    help="What runs the frozen layers' one forward pass: LiteRT's XNNPACK kernels (default) or "
+                         "Keras's Model.predict")
     group.addoption("--seed", dest="harness_seed", type=int, default=None, metavar="N",
                     help="Seed every experiment with N instead of the seed its spec declares")
     group.addoption("--deterministic", action="store_true", default=False,

@@ -44,6 +44,7 @@ class PhaseResult:
     path_reason: str
     cache: str  # "hit", "miss", "none"
     cached_val_accuracy: float | None = None
+    frozen_pass: str | None = None  # what computed the cached inputs ("litert", "keras"); None when read back
 
 
 @dataclass

@@ -70,6 +70,7 @@ class Session:
             deterministic=self.config.getoption("deterministic"),
             cache=FeatureCache.default(),
             feature_cache=not self.config.getoption("no_feature_cache"),
+            frozen_runtime=self.config.getoption("frozen_runtime"),
             progress=self.progress(),
         )
         self.baselines()

@@ -122,6 +122,8 @@ def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_p
     cold, warm = (engine.run(experiment, engine.RunOptions(cache=cache)) for _ in range(2))
     assert [(p.path, p.cache) for p in cold.phases] == [("features", "miss"), ("activations@block_2_conv", "miss")]
     assert [(p.path, p.cache) for p in warm.phases] == [("features", "hit"), ("activations@block_2_conv", "hit")]
+    assert [p.frozen_pass for p in cold.phases] == ["litert", "litert"]
+    assert [p.frozen_pass for p in warm.phases] == [None, None]  # read back: no pass ran
     # The head's global pooling runs once with the frozen backbone: 4 numbers per image are kept
     # for the head, not 5x5x4; the fine-tuning entry keeps the 7x7x4 activations entering block 2.
     shapes = sorted((np.load(entry)["train"].shape for entry in cache.entries()), key=len)
@@ -131,3 +133,24 @@ def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_p
         assert [p.cached_val_accuracy for p in run.phases] == [p.val_accuracy for p in run.phases]
     assert [p.test_accuracy for p in warm.phases] == [p.test_accuracy for p in cold.phases]
     assert [p.test_accuracy is not None for p in cold.phases] == [False, True]  # scored after the last phase
+
+
+def test_the_frozen_runtime_keys_the_cache(tmp_path):
+    """Inputs computed by LiteRT and by Keras differ in round-off: neither run reads the other's entry."""
+    from harness import engine
+    from harness.cache import FeatureCache
+
+    data = {"train": (np.full((8, 12, 12, 3), 50, "float32"), np.arange(8) % 2),
+            "validation": (np.full((4, 12, 12, 3), 80, "float32"), np.arange(4) % 2)}
+    experiment = spec.experiment(
+        name="runtimes",
+        dataset=spec.arrays(data, image_size=12, cache_key="constant-images"),
+        backbone=spec.custom_backbone("small", _small_backbone),
+        phases=[spec.feature_extraction(epochs=1)],
+    )
+    cache = FeatureCache(tmp_path / "features")
+    runs = [engine.run(experiment, engine.RunOptions(cache=cache, frozen_runtime=runtime))
+            for runtime in ("litert", "keras", "keras")]
+    assert [(run.phases[0].cache, run.phases[0].frozen_pass) for run in runs] == [
+        ("miss", "litert"), ("miss", "keras"), ("hit", None)]
+    assert len(cache.entries()) == 2
