@@ -8,7 +8,8 @@ constants and the result is converted to a flat buffer that lives for the pass o
 agree with `Model.predict`'s up to float round-off (tests/test_inference.py).
 
 `runtime="keras"` runs `Model.predict`. LiteRT falls back to it, and says why, for a network it
-cannot take: several inputs or outputs, or an op the converter rejects.
+cannot take (several inputs or outputs, an op the converter rejects) or where `ai-edge-litert`
+is not installed.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ class _NotConvertible(Exception):
 
 
 def _interpreter(model: keras.Model):
-    from ai_edge_litert.interpreter import Interpreter
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # a dependency, but an environment may lack it
+        raise _NotConvertible("the ai-edge-litert package is not installed") from None
     # Freezing variables into constants is what lets XNNPACK take the convolutions; the
     # converter keeps resource variables as mutable state otherwise.
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -82,6 +86,7 @@ def _interpreter(model: keras.Model):
         flat = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(function)]).convert()
     except Exception as error:  # the converter raises ConverterError, and others for odd graphs
         raise _NotConvertible(f"conversion failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
-    interpreter = Interpreter(model_content=flat, num_threads=len(os.sched_getaffinity(0)))
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    interpreter = Interpreter(model_content=flat, num_threads=threads)
     interpreter.allocate_tensors()
     return interpreter

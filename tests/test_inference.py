@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -77,6 +79,14 @@ def test_a_model_the_converter_rejects_falls_back_to_keras() -> None:
     assert frozen.ran_on.startswith("keras (LiteRT: conversion failed"), frozen.ran_on
     pixels = np.arange(8, dtype="float32").reshape(2, 4)
     np.testing.assert_array_equal(frozen([pixels]), pixels * 2)
+
+
+def test_without_ai_edge_litert_the_pass_runs_on_keras(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import fails
+    model, pixels = tiny_backbone(), images(3)
+    frozen = inference.FrozenPass(model, "litert")
+    assert frozen.ran_on == "keras (LiteRT: the ai-edge-litert package is not installed)"
+    np.testing.assert_array_equal(frozen([pixels]), model.predict(pixels, verbose=0))
 
 
 def test_an_unknown_runtime_is_refused() -> None:
