@@ -38,7 +38,7 @@ experiment(
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    # Floors: the lowest of two measured seeds (0: val 0.873 test 0.869; 1: val 0.848 test 0.850).
+    # Floors: the lowest of two measured seeds (0: val 0.873 test 0.865; 1: val 0.850 test 0.851).
     # Against scratch, transfer measured +0.18 (seed 0) and +0.16 (seed 1) test accuracy.
     expect=[*INVARIANTS, trainable_params(feature_extraction=2_562, fine_tune=2_646_946),
             min_val_accuracy(0.84), min_test_accuracy(0.84), beats("elpv_binary_scratch", margin=0.15)],
@@ -60,7 +60,7 @@ experiment(
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    # Floors: the lowest of two measured seeds (0: val 0.807 test 0.758; 1: val 0.774 test 0.779).
+    # Floors: the lowest of two measured seeds (0: val 0.787 test 0.762; 1: val 0.761 test 0.781).
     expect=[*INVARIANTS, trainable_params(feature_extraction=5_124, fine_tune=2_649_508),
-            min_val_accuracy(0.77), min_test_accuracy(0.75)],
+            min_val_accuracy(0.76), min_test_accuracy(0.75)],
 )
