@@ -352,14 +352,14 @@ class _PhaseRunner:
     def _train_images(self) -> np.ndarray:
         return np.stack([image for image, _ in self.data.train.as_numpy_iterator()])
 
-    def _train_views(self, lower: inference.FrozenPass, identity: np.ndarray, views: tuple[int, ...]) -> np.ndarray:
-        """`lower`'s outputs on every view of the training images, shape (views, images, ...)."""
+    def _train_views(self, frozen_pass: inference.FrozenPass, identity: np.ndarray, views: tuple[int, ...]) -> np.ndarray:
+        """The frozen pass's outputs on every view of the training images, shape (views, images, ...)."""
         assert views[0] == 0, views  # the identity, already computed with the other splits
         stacked = np.empty((len(views), *identity.shape), dtype=np.float32)
         stacked[0] = identity
         images = self._train_images()
         for position, k in enumerate(views[1:], start=1):
-            stacked[position] = lower(inference.batches_of(symmetry.view(images, k), PREDICT_BATCH))
+            stacked[position] = frozen_pass(inference.batches_of(symmetry.view(images, k), PREDICT_BATCH))
         return stacked
 
     def _drawn(self, draw: symmetry.Draw, inputs: Callable[[np.ndarray, np.ndarray], np.ndarray],
