@@ -12,10 +12,6 @@ For each phase the engine (1) applies the freezing rule to the backbone and reco
 - "full": otherwise (`augment(...)` layers, caching disabled, no clean cut, too much memory), the
   whole network runs every step, as the plain Keras recipe does.
 
-When the next phase caches activations lower down (feature extraction, then fine-tuning the
-top blocks), a phase computes its inputs from those activations, which it caches for the next
-phase: the frozen layers below that cut run once per image for both phases.
-
 `dihedral()` keeps a phase on cached inputs: the lower network's output is cached for every
 view of every training image, and each batch picks the view that `symmetry.Draw` drew for it.
 
@@ -78,9 +74,6 @@ class Plan:
     lower: keras.Model | None = None
     train_model: keras.Model | None = None
     cut_layer: str | None = None
-    cut_index: int | None = None  # the cut layer's position among the backbone's layers
-    cut: Any = None  # the tensor entering `cut_layer`
-    test: bool = False  # whether the cached inputs include the test split
     pooled: str | None = None  # the head's pooling layer, when it runs once with the frozen part
     views: tuple[int, ...] = ()  # dihedral views of the training images, cached one after another
 
@@ -177,10 +170,7 @@ class _PhaseRunner:
         else:
             train_model = plan.train_model
             self._compile(train_model, phase)
-            source = self._shared_source(phase, plan)
-            if source is not None:
-                plan.reason += f"; computed from the activations entering {source.cut_layer!r}, cached for the next phase"
-            arrays, cache_state, frozen_pass = self._cached_inputs(plan, source)
+            arrays, cache_state, frozen_pass = self._cached_inputs(plan, test=phase.name in self.test_phases)
             if draw is None:
                 train_ds = self._batched(tf.data.Dataset.from_tensor_slices((arrays["train"], self.labels["train"])), phase,
                                          shuffle=True)
@@ -253,7 +243,7 @@ class _PhaseRunner:
             return Plan("full", "frozen layers are random in training mode (dropout, noise) and train_batchnorm "
                                 "makes the backbone follow it")
         if first is None:
-            return self._features_plan(backbone, views, test=phase.name in self.test_phases)
+            return self._features_plan(backbone, views)
         if any(info.path for info, _ in pairs):
             return Plan("full", "the backbone nests models; activations are cached only for flat backbones")
         cut_layer = pairs[first][1]
@@ -274,51 +264,27 @@ class _PhaseRunner:
         upper_outputs = model_lib.call_with_training(upper, inputs, self.built.backbone_training)
         train_model = keras.Model(inputs, self.built.head(upper_outputs))
         return Plan("activations", f"layers below {cut_layer.name!r} are frozen{_views_note(views)}", lower=lower,
-                    train_model=train_model, cut_layer=cut_layer.name, cut_index=first, cut=cut, views=views,
-                    test=phase.name in self.test_phases)
+                    train_model=train_model, cut_layer=cut_layer.name, views=views)
 
-    def _features_plan(self, backbone: keras.Model, views: tuple[int, ...], *, test: bool) -> Plan:
+    def _features_plan(self, backbone: keras.Model, views: tuple[int, ...]) -> Plan:
         reason = f"the whole backbone is frozen{_views_note(views)}"
         head = self.built.head
         pool = head.layers[0]
         if not isinstance(pool, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)):
-            return Plan("features", reason, lower=backbone, train_model=head, views=views, test=test)
+            return Plan("features", reason, lower=backbone, train_model=head, views=views)
         # The head's global pooling has no weights and no randomness: it runs once with the
         # backbone, so each image keeps 1,280 numbers (Lite0) instead of 7x7x1,280, and every
         # epoch reads 49 times less.
         lower = keras.Model(backbone.input, pool(backbone.output), name="frozen_backbone_pooled")
         rest = keras.Sequential([keras.Input(tuple(lower.output.shape[1:])), *head.layers[1:]], name="head_after_pool")
-        return Plan("features", reason, lower=lower, train_model=rest, pooled=type(pool).__name__, views=views,
-                    test=test)
+        return Plan("features", reason, lower=lower, train_model=rest, pooled=type(pool).__name__, views=views)
 
-    def _shared_source(self, phase: spec.Phase, plan: Plan) -> Plan | None:
-        """The next phase's plan when it caches activations below `plan`'s cut, with the same views
-        and splits: `plan`'s inputs are then computed from those activations, so the layers below
-        that cut run once per image for both phases (feature extraction, then fine-tuning its top)."""
-        phases = self.experiment.phases
-        index = next(i for i, p in enumerate(phases) if p is phase)
-        if plan.kind == "full" or index + 1 == len(phases):
-            return None
-        following = phases[index + 1]
-        pairs = list(freezing.keras_layers(self.built.backbone))
-        try:
-            trainable = freezing.resolve([info for info, _ in pairs], following.rule,
-                                         train_batchnorm=following.train_batchnorm)
-        except freezing.RuleError:  # the next phase reports it when it runs
-            return None
-        source = self._plan(following, trainable)
-        if (source.kind != "activations" or source.views != plan.views or plan.test and not source.test
-                or plan.cut_index is not None and source.cut_index >= plan.cut_index):
-            return None
-        return source
-
-    def _cached_inputs(self, plan: Plan, source: Plan | None = None) -> tuple[dict[str, np.ndarray], str, str | None]:
-        """The lower network's outputs on train, validation and (with `plan.test`) test: from memory,
-        disk, or computed in one pass, over the images or, with `source`, over `source`'s cached
-        inputs (see `_shared_source`). Also the cache state, and what ran the pass if one ran."""
+    def _cached_inputs(self, plan: Plan, *, test: bool) -> tuple[dict[str, np.ndarray], str, str | None]:
+        """The lower network's outputs on train, validation and (with `test`) test: from memory,
+        disk, or computed in one pass. Also the cache state, and what ran the pass if one ran."""
         lower = plan.lower
         assert lower is not None
-        splits = [s for s in loading.SPLITS if self.data.split(s) is not None and (plan.test or s != "test")]
+        splits = [s for s in loading.SPLITS if self.data.split(s) is not None and (test or s != "test")]
         key = None
         identity = self.experiment.dataset.identity
         digest = weights_digest(v.numpy() for v in lower.weights)
@@ -334,9 +300,8 @@ class _PhaseRunner:
                 views=plan.views,
                 training=self.built.backbone_training,
                 runtime=self.options.frozen_runtime,
-                via=None if source is None else source.label,  # a pass in two parts rounds differently
             )
-        memory_key = key or f"{plan.label}:{plan.views}:{splits}:{digest}:{source and source.label}"
+        memory_key = key or f"{plan.label}:{plan.views}:{splits}:{digest}"
         if memory_key in self._memory:
             return self._memory[memory_key], "hit", None
         cache = self.options.cache if key is not None else None
@@ -348,7 +313,17 @@ class _PhaseRunner:
         if stored is not None and all(np.array_equal(stored.get(f"{s}_checksums"), checksums[s]) for s in splits):
             arrays, state, ran_on = {s: stored[s] for s in splits}, "hit", None
         else:
-            arrays, ran_on = self._pass(plan, splits) if source is None else self._pass_from(source, plan, splits)
+            # One pass over the splits back to back: one traced function, one ragged last batch.
+            images = self.data.split(splits[0])
+            for split in splits[1:]:
+                images = images.concatenate(self.data.split(split))
+            frozen_pass = inference.FrozenPass(lower, self.options.frozen_runtime)
+            ran_on = frozen_pass.ran_on
+            outputs = frozen_pass(_batched_images(images).as_numpy_iterator())
+            bounds = np.cumsum([0] + [self.data.sizes[s] for s in splits])
+            arrays = {s: outputs[bounds[i]:bounds[i + 1]] for i, s in enumerate(splits)}
+            if plan.views:
+                arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views)
             state = "miss"
             if cache is not None:
                 cache.put(
@@ -357,37 +332,8 @@ class _PhaseRunner:
                     metadata={"experiment": self.experiment.name, "backbone": self.experiment.backbone.name,
                               "output": plan.label, "dataset": identity, "image_size": self.experiment.image_size},
                 )
-        # The newest two entries: a shared source and what was computed from it.
-        self._memory = {**{k: v for k, v in list(self._memory.items())[-1:] if k != memory_key}, memory_key: arrays}
+        self._memory = {memory_key: arrays}  # keep one entry: the next phase usually needs another cut
         return arrays, state, ran_on
-
-    def _pass(self, plan: Plan, splits: list[str]) -> tuple[dict[str, np.ndarray], str]:
-        """`plan.lower` over the images of `splits` (and the views of the training images)."""
-        # One pass over the splits back to back: one traced function, one ragged last batch.
-        images = self.data.split(splits[0])
-        for split in splits[1:]:
-            images = images.concatenate(self.data.split(split))
-        frozen_pass = inference.FrozenPass(plan.lower, self.options.frozen_runtime)
-        outputs = frozen_pass(_batched_images(images).as_numpy_iterator())
-        bounds = np.cumsum([0] + [self.data.sizes[s] for s in splits])
-        arrays = {s: outputs[bounds[i]:bounds[i + 1]] for i, s in enumerate(splits)}
-        if plan.views:
-            arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views)
-        return arrays, frozen_pass.ran_on
-
-    def _pass_from(self, source: Plan, plan: Plan, splits: list[str]) -> tuple[dict[str, np.ndarray], str]:
-        """`plan.lower`'s outputs computed from `source`'s cached inputs, by the layers in between."""
-        below, _, _ = self._cached_inputs(source)
-        frozen_pass = inference.FrozenPass(keras.Model(source.cut, plan.lower.output, name="frozen_between"),
-                                           self.options.frozen_runtime)
-
-        def through(inputs: np.ndarray) -> np.ndarray:
-            return frozen_pass(inference.batches_of(inputs, PREDICT_BATCH))
-
-        arrays = {s: through(below[s]) for s in splits if s != "train" or not plan.views}
-        if plan.views:
-            arrays["train"] = np.stack([through(view) for view in below["train"]])
-        return arrays, frozen_pass.ran_on
 
     # ------------------------------------------------------------------ helpers
 

@@ -14,7 +14,6 @@ Likewise a backbone Dropout that dropped on one path only (the backbone runs in 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import numpy as np
@@ -197,8 +196,7 @@ def test_activations_path_fine_tunes_as_the_full_network_does(train) -> None:
     full, full_weights = train(experiment, feature_cache=False)
 
     assert [(p.path, p.path_reason) for p in cached.phases] == [
-        ("features", "the whole backbone is frozen; computed from the activations entering 'block_2_conv', cached for "
-                     "the next phase"),
+        ("features", "the whole backbone is frozen"),
         ("activations@block_2_conv", "layers below 'block_2_conv' are frozen"),
     ]
     check_both_paths(cached, full)
@@ -221,40 +219,6 @@ def test_a_test_expectation_on_an_earlier_phase_scores_the_test_split_after_it(t
     result, _ = train(experiment, feature_cache=feature_cache)
     assert all(p.test_accuracy is not None for p in result.phases)
     assert [c.passed for c in result.checks if c.name == "min_test_accuracy"] == [True]
-
-
-def test_feature_extraction_computes_its_features_from_the_next_phases_activations(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """Before fine-tuning from block 2, the layers below block 2 run once per image, not twice."""
-    from harness import inference
-    from harness.cache import FeatureCache
-
-    ran: list[str] = []
-    construct = inference.FrozenPass.__init__
-
-    def record(self: inference.FrozenPass, model: Any, runtime: str = "litert") -> None:
-        ran.append(model.name)
-        construct(self, model, runtime)
-
-    monkeypatch.setattr(inference.FrozenPass, "__init__", record)
-    experiment = dataclasses.replace(
-        tiny_experiment(spec.feature_extraction(epochs=1, batch_size=16),
-                        spec.fine_tune(unfreeze_from="block_2_", epochs=1, batch_size=16)),
-        dataset=spec.arrays(make_data, image_size=16, cache_key="tiny-data"))
-    options = engine.RunOptions(cache=FeatureCache(tmp_path / "features"))
-
-    cold = engine.run(experiment, options)
-    assert ran == ["frozen_lower", "frozen_between"]  # images to block 2, then block 2 to the pooled features
-    assert [(p.cache, p.frozen_pass) for p in cold.phases] == [("miss", "litert"), ("hit", None)]
-    ran.clear()
-    warm = engine.run(experiment, options)
-    assert ran == []
-    assert [p.val_accuracy for p in warm.phases] == [p.val_accuracy for p in cold.phases]
-    # Alone, feature extraction runs the whole backbone: the two-part pass rounds differently,
-    # so its entry is keyed apart and not read in place of a one-part pass.
-    alone = engine.run(dataclasses.replace(experiment, phases=experiment.phases[:1]), options)
-    assert (ran, alone.phases[0].cache) == (["frozen_backbone_pooled"], "miss")
-    assert alone.phases[0].path_reason == "the whole backbone is frozen"
 
 
 def test_augmentation_trains_on_the_full_network(train) -> None:
