@@ -209,6 +209,16 @@ def test_report_files(report):
     assert "TensorBoard" not in report.read_text(encoding="utf-8")  # nothing linked that was not written
 
 
+def test_a_rerun_into_the_same_folder_links_no_figure_of_the_earlier_run(tmp_path, results):
+    write_report(tmp_path, items(results), tensorboard=False)
+    crashed = ExperimentResult(name="cats_vs_dogs", seed=1234, backbone="MobileNetV2", weights="imagenet",
+                               dataset="synthetic", num_classes=2, split_sizes={})  # stopped before training
+    index = write_report(tmp_path, [(crashed, "failed", None)], tensorboard=False)
+    assert list((tmp_path / "cats_vs_dogs").iterdir()) == []
+    assert "cats_vs_dogs/" not in index.read_text(encoding="utf-8")
+    assert "cats_vs_dogs/" not in (tmp_path / "index.md").read_text(encoding="utf-8")
+
+
 def test_report_files_are_readable_like_new_files(report):
     mask = os.umask(0o022)
     os.umask(mask)

@@ -13,6 +13,7 @@ import hashlib
 import html
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -82,6 +83,11 @@ def write_report(
     folders = experiment_dirs(result.name for result, _, _ in items)
     for result, _, _ in items:
         folder = root / folders[result.name]
+        # What this run does not write must not survive from an earlier run into the same folder:
+        # the index links every figure it finds.
+        _drop_unless(bool(result.phases), folder / CURVES_FILE)
+        _drop_unless(bool(result.confusion_matrix), folder / CONFUSION_FILE)
+        _drop_unless(tensorboard and bool(result.phases), folder / TENSORBOARD_DIR)
         if result.phases:
             plots.training_curves(result, folder / CURVES_FILE)
         if result.confusion_matrix:
@@ -92,6 +98,15 @@ def write_report(
             write_tensorboard(result, folder / TENSORBOARD_DIR)
     baselines = {result.name: baseline for result, _, baseline in items if baseline is not None}
     return write_index([(result, outcome) for result, outcome, _ in items], root, baselines)
+
+
+def _drop_unless(written: bool, path: Path) -> None:
+    if written:
+        return
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_index(
