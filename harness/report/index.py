@@ -83,26 +83,27 @@ def write_report(
     folders = experiment_dirs(result.name for result, _, _ in items)
     for result, _, _ in items:
         folder = root / folders[result.name]
-        # What this run does not write must not survive from an earlier run into the same folder:
-        # the index links every figure it finds.
-        _drop_unless(bool(result.phases), folder / CURVES_FILE)
-        _drop_unless(bool(result.confusion_matrix), folder / CONFUSION_FILE)
-        _drop_unless(tensorboard and bool(result.phases), folder / TENSORBOARD_DIR)
+        # What this run does not write is removed, so that nothing from an earlier run into the
+        # same folder survives: the index links every figure it finds.
         if result.phases:
             plots.training_curves(result, folder / CURVES_FILE)
+        else:
+            _remove(folder / CURVES_FILE)
         if result.confusion_matrix:
             plots.confusion_matrix(result, folder / CONFUSION_FILE)
+        else:
+            _remove(folder / CONFUSION_FILE)
         if tensorboard and result.phases:
             from harness.report.tensorboard import write_tensorboard
 
             write_tensorboard(result, folder / TENSORBOARD_DIR)
+        else:
+            _remove(folder / TENSORBOARD_DIR)
     baselines = {result.name: baseline for result, _, baseline in items if baseline is not None}
     return write_index([(result, outcome) for result, outcome, _ in items], root, baselines)
 
 
-def _drop_unless(written: bool, path: Path) -> None:
-    if written:
-        return
+def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
     else:
