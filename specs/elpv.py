@@ -27,7 +27,7 @@ IMAGE_SIZE = 224
 PHASES = [
     feature_extraction(epochs=10, learning_rate=1e-3),
     # Keeps the weights of the epoch with the lowest validation loss (fine-tuning overfits fast).
-    fine_tune(unfreeze_from="block_11_", epochs=8, learning_rate=1e-4,
+    fine_tune(unfreeze_from="block_11_", epochs=8, learning_rate=3e-4,
               callbacks=[early_stopping(monitor="val_loss", patience=3, restore_best_weights=True)]),
 ]
 INVARIANTS = [frozen_weights_unchanged(), trainable_weights_changed(), loss_decreases()]
@@ -38,10 +38,10 @@ experiment(
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    # Floors: the lowest of two measured seeds (0: val 0.873 test 0.865; 1: val 0.850 test 0.851).
-    # Against scratch, transfer measured +0.18 (seed 0) and +0.16 (seed 1) test accuracy.
+    # Floors: the lowest of two measured seeds (0: val 0.876 test 0.870; 1: val 0.871 test 0.882).
+    # Against scratch, transfer measured +0.18 (seed 0) and +0.19 (seed 1) test accuracy.
     expect=[*INVARIANTS, trainable_params(feature_extraction=2_562, fine_tune=2_646_946),
-            min_val_accuracy(0.84), min_test_accuracy(0.84), beats("elpv_binary_scratch", margin=0.15)],
+            min_val_accuracy(0.87), min_test_accuracy(0.87), beats("elpv_binary_scratch", margin=0.18)],
 )
 
 experiment(
@@ -60,7 +60,7 @@ experiment(
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    # Floors: the lowest of two measured seeds (0: val 0.787 test 0.762; 1: val 0.761 test 0.781).
+    # Floors: the lowest of two measured seeds (0: val 0.784 test 0.789; 1: val 0.759 test 0.787).
     expect=[*INVARIANTS, trainable_params(feature_extraction=5_124, fine_tune=2_649_508),
-            min_val_accuracy(0.76), min_test_accuracy(0.75)],
+            min_val_accuracy(0.75), min_test_accuracy(0.78)],
 )
