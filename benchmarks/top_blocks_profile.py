@@ -67,11 +67,13 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from harness import load_backbone
+    from harness import freezing, load_backbone
 
     base = load_backbone("efficientnet_lite0", weights=None, input_shape=(224, 224, 3))
-    first = next(i for i, layer in enumerate(base.layers) if layer.name.startswith(args.cut))
-    upper = keras.Model(base.layers[first].input, base.output)
+    # The cut as a spec's `fine_tune(unfreeze_from=...)` places it (a bad prefix gets the spec's error).
+    pairs = list(freezing.keras_layers(base))
+    first = freezing.start_index([info for info, _ in pairs], freezing.UnfreezeFromPrefix(args.cut))
+    upper = keras.Model(pairs[first][1].input, base.output)
     for layer in upper.layers:
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
     inputs = keras.Input(tuple(upper.input.shape[1:]))
