@@ -133,10 +133,7 @@ class _PhaseRunner:
         self.labels = {name: data.labels(name) for name in ("train", "validation")}
         self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._memory: dict[str, dict[str, np.ndarray]] = {}
-        # The held-out test split is scored once, after the last phase, and after any phase that
-        # a test expectation names; the frozen pass of the other phases leaves it out.
-        self.test_phases = {experiment.phases[-1].name} | {
-            e.phase for e in experiment.expect if isinstance(e, spec.MinAccuracy) and e.split == "test" and e.phase}
+        self.test_phases = experiment.test_phases
 
     # ------------------------------------------------------------------ one phase
 
@@ -228,7 +225,7 @@ class _PhaseRunner:
     def _plan(self, phase: spec.Phase, trainable: frozenset[str]) -> Plan:
         if not self.options.feature_cache:
             return Plan("full", "feature caching disabled (--no-feature-cache)")
-        if phase.layers:
+        if phase.augment_layers:
             return Plan("full", "augment(...) layers change the backbone's input every epoch")
         views = phase.views
         backbone = self.built.backbone
@@ -389,9 +386,9 @@ class _PhaseRunner:
 
     def _augmented(self, batches: tf.data.Dataset, phase: spec.Phase) -> tf.data.Dataset:
         """`batches` through the phase's `augment(...)` layers (the full path only has any)."""
-        if not phase.layers:
+        if not phase.augment_layers:
             return batches
-        pipeline = keras.Sequential([getattr(keras.layers, a.layer)(**dict(a.kwargs)) for a in phase.layers])
+        pipeline = keras.Sequential([getattr(keras.layers, a.layer)(**dict(a.kwargs)) for a in phase.augment_layers])
         return batches.map(lambda x, y: (pipeline(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
 
     def _evaluate(self, split: str, model: keras.Model, inputs: Any, *, keep: bool = True) -> dict[str, float]:

@@ -487,7 +487,7 @@ class Phase:
         return next((a.views for a in self.augmentation if isinstance(a, Dihedral)), ())
 
     @property
-    def layers(self) -> tuple[Augmentation, ...]:
+    def augment_layers(self) -> tuple[Augmentation, ...]:
         """The `augment(...)` layers (random every epoch: they rule out cached inputs)."""
         return tuple(a for a in self.augmentation if isinstance(a, Augmentation))
 
@@ -739,6 +739,13 @@ class Experiment:
     @property
     def image_size(self) -> tuple[int, int]:
         return self.dataset.image_size
+
+    @property
+    def test_phases(self) -> frozenset[str]:
+        """The phases after which the held-out test split is scored: the last one, and any that a
+        test-accuracy expectation names (the frozen pass of the others leaves the test split out)."""
+        named = {e.phase for e in self.expect if isinstance(e, MinAccuracy) and e.split == "test" and e.phase}
+        return frozenset({self.phases[-1].name} | named)
 
     def with_params(self, suffix: str, params: Mapping[str, Any]) -> "Experiment":
         return dataclasses.replace(self, name=f"{self.name}[{suffix}]", params=tuple(params.items()))
