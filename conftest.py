@@ -15,8 +15,14 @@ def _load_hypothesis_profile() -> None:
     from hypothesis import HealthCheck, settings
 
     settings.register_profile("default", max_examples=100, deadline=None)
-    settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, print_blob=True,
-                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(
+        "ci",
+        max_examples=200,
+        deadline=None,
+        derandomize=True,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     settings.register_profile("dev", max_examples=20, deadline=None)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

@@ -2,10 +2,10 @@
 
 Runs, each in its own process (so peak memory is per variant) and from a cold feature cache:
 
-- plain: exactly the seeds' recipe. The frozen base sits inside `model.fit` and runs over every
+- plain: exactly the plain Keras recipe. The frozen base sits inside `model.fit` and runs over every
   image in every epoch; then the top blocks are unfrozen (BatchNorm kept frozen), the model is
   recompiled at a low learning rate and fit again. A phase with `dihedral()` draws a random view
-  per image in the input pipeline, as the seeds do their augmentation.
+  per image in the input pipeline, as the plain Keras recipe augments.
 - harness: the same experiment (same phases, epochs, batch size, optimizer, data) through
   `harness.engine`, which trains on cached features and cached block-boundary activations,
   computed in one frozen pass (on LiteRT unless `--frozen-runtime keras`). Its
@@ -59,7 +59,7 @@ def peak_rss_mib() -> float:
 
 
 def run_plain(experiment) -> dict:
-    """The seeds' recipe, phase by phase, on the harness's data pipeline."""
+    """The plain Keras recipe, phase by phase, on the harness's data pipeline."""
     import keras
     import tensorflow as tf
 
@@ -82,22 +82,30 @@ def run_plain(experiment) -> dict:
     phases = []
     for phase in experiment.phases:
         train = data.train.shuffle(data.sizes["train"], seed=experiment.seed)
-        if phase.views:  # `dihedral()` the seeds' way: a random view per image in the input pipeline
+        if phase.views:  # `dihedral()` the plain Keras way: a random view per image in the input pipeline
             train = train.map(random_view(phase.views), num_parallel_calls=tf.data.AUTOTUNE)
         train = train.batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
         val = data.validation.batch(phase.batch_size).prefetch(tf.data.AUTOTUNE)
         if phase.kind == "fine_tune":
-            # Seeds: base.trainable = True, then freeze the layers below the boundary; BatchNorm stays frozen.
+            # The plain recipe: base.trainable = True, then freeze the layers below the boundary; BatchNorm stays frozen.
             base.trainable = True
-            boundary = freezing.start_index(list(info for info, _ in freezing.keras_layers(base)), phase.rule)
+            boundary = freezing.start_index([info for info, _ in freezing.keras_layers(base)], phase.rule)
             for index, layer in enumerate(base.layers[1:]):  # layers[0] is the InputLayer
                 layer.trainable = index >= boundary and not isinstance(layer, keras.layers.BatchNormalization)
-        model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(phase.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         started = time.perf_counter()
         history = model.fit(train, validation_data=val, epochs=phase.epochs, verbose=0)
-        phases.append({"name": phase.name, "wall_time_s": time.perf_counter() - started,
-                       "val_accuracy": float(history.history["val_accuracy"][-1])})
+        phases.append(
+            {
+                "name": phase.name,
+                "wall_time_s": time.perf_counter() - started,
+                "val_accuracy": float(history.history["val_accuracy"][-1]),
+            }
+        )
     return {"phases": phases, "peak_rss_mib": peak_rss_mib()}
 
 
@@ -120,9 +128,17 @@ def run_harness(experiment, frozen_runtime: str, jit_compile: bool | str = "auto
     from harness.cache import FeatureCache
 
     options = engine.RunOptions(cache=FeatureCache.default(), jit_compile=jit_compile, frozen_runtime=frozen_runtime)
-    result = engine.run(experiment, options)
-    phases = [{"name": p.name, "wall_time_s": p.wall_time_s, "val_accuracy": p.val_accuracy, "path": p.path,
-               "cache": p.cache if p.frozen_pass is None else f"{p.cache} on {p.frozen_pass}"} for p in result.phases]
+    result = engine.run(experiment, options).result
+    phases = [
+        {
+            "name": p.name,
+            "wall_time_s": p.wall_time_s,
+            "val_accuracy": p.val_accuracy,
+            "training_path": p.training_path,
+            "cache": p.cache if p.frozen_pass is None else f"{p.cache} on {p.frozen_pass}",
+        }
+        for p in result.phases
+    ]
     return {"phases": phases, "peak_rss_mib": peak_rss_mib()}
 
 
@@ -147,8 +163,8 @@ def spawn(variant: str, epochs: int | None, frozen_runtime: str, cache_dir: str)
     if completed.returncode != 0:
         sys.stderr.write(completed.stdout + completed.stderr)
         raise SystemExit(f"{variant} failed with exit code {completed.returncode}")
-    line = next(l for l in completed.stdout.splitlines() if l.startswith("RESULT "))
-    outcome = json.loads(line[len("RESULT "):])
+    line = next(text for text in completed.stdout.splitlines() if text.startswith("RESULT "))
+    outcome = json.loads(line[len("RESULT ") :])
     outcome["process_s"] = time.perf_counter() - started
     return outcome
 
@@ -157,8 +173,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="Epochs per phase (default: the spec's)")
     parser.add_argument("--xla", action="store_true", help="Also time the warm harness run with jit_compile=True")
-    parser.add_argument("--frozen-runtime", choices=["litert", "keras"], default="litert",
-                        help="What runs the harness's frozen pass (default: litert, as pytest's --frozen-runtime)")
+    parser.add_argument(
+        "--frozen-runtime",
+        choices=["litert", "keras"],
+        default="litert",
+        help="What runs the harness's frozen pass (default: litert, as pytest's --frozen-runtime)",
+    )
     parser.add_argument("--child", choices=["plain", "harness", "harness-xla"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -167,30 +187,46 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as cache_dir:
         # The converted Lite0 weights live in the cache too: convert them once, outside the timings.
-        subprocess.run([sys.executable, "-c", "import harness; harness.load_backbone('efficientnet_lite0')"],
-                       env={**os.environ, "HARNESS_CACHE_DIR": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}, check=True,
-                       capture_output=True)
-        plain, cold, warm = (spawn(variant, args.epochs, args.frozen_runtime, cache_dir)
-                             for variant in ("plain", "harness", "harness"))
+        subprocess.run(
+            [sys.executable, "-c", "import harness; harness.load_backbone('efficientnet_lite0')"],
+            env={**os.environ, "HARNESS_CACHE_DIR": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            check=True,
+            capture_output=True,
+        )
+        plain, cold, warm = (
+            spawn(variant, args.epochs, args.frozen_runtime, cache_dir) for variant in ("plain", "harness", "harness")
+        )
         xla = spawn("harness-xla", args.epochs, args.frozen_runtime, cache_dir) if args.xla else None
 
     print()
-    print(f"{'phase':<20}{'plain s':>10}{'harness s':>11}{'ratio':>8}{'warm s':>9}{'plain acc':>11}{'harness acc':>13}  path (cold / warm cache)")
+    print(
+        f"{'phase':<20}{'plain s':>10}{'harness s':>11}{'ratio':>8}{'warm s':>9}{'plain acc':>11}{'harness acc':>13}  training path (cold / warm cache)"
+    )
     ratios = {}
-    for p, h, w in zip(plain["phases"], cold["phases"], warm["phases"]):
+    for p, h, w in zip(plain["phases"], cold["phases"], warm["phases"], strict=False):
         ratios[p["name"]] = p["wall_time_s"] / h["wall_time_s"]
-        print(f"{p['name']:<20}{p['wall_time_s']:>10.1f}{h['wall_time_s']:>11.1f}{ratios[p['name']]:>7.1f}x{w['wall_time_s']:>9.1f}"
-              f"{p['val_accuracy']:>11.4f}{h['val_accuracy']:>13.4f}  {h['path']} ({h['cache']} / {w['cache']})")
-    print(f"peak RSS: plain {plain['peak_rss_mib']:.0f} MiB, harness {cold['peak_rss_mib']:.0f} MiB (cold), "
-          f"{warm['peak_rss_mib']:.0f} MiB (warm)")
-    print(f"process wall time: plain {plain['process_s']:.0f} s, harness {cold['process_s']:.0f} s (cold), "
-          f"{warm['process_s']:.0f} s (warm)")
+        print(
+            f"{p['name']:<20}{p['wall_time_s']:>10.1f}{h['wall_time_s']:>11.1f}{ratios[p['name']]:>7.1f}x{w['wall_time_s']:>9.1f}"
+            f"{p['val_accuracy']:>11.4f}{h['val_accuracy']:>13.4f}  {h['training_path']} ({h['cache']} / {w['cache']})"
+        )
+    print(
+        f"peak RSS: plain {plain['peak_rss_mib']:.0f} MiB, harness {cold['peak_rss_mib']:.0f} MiB (cold), "
+        f"{warm['peak_rss_mib']:.0f} MiB (warm)"
+    )
+    print(
+        f"process wall time: plain {plain['process_s']:.0f} s, harness {cold['process_s']:.0f} s (cold), "
+        f"{warm['process_s']:.0f} s (warm)"
+    )
     if xla is not None:
-        for w, x in zip(warm["phases"], xla["phases"]):
-            print(f"XLA (jit_compile=True) on the warm cache, {w['name']}: {x['wall_time_s']:.1f} s against "
-                  f"{w['wall_time_s']:.1f} s without ({w['wall_time_s'] / x['wall_time_s']:.2f}x)")
-    print(f"feature_extraction_speedup={ratios.get('feature_extraction', float('nan')):.1f} "
-          f"fine_tune_speedup={ratios.get('fine_tune', float('nan')):.1f}")
+        for w, x in zip(warm["phases"], xla["phases"], strict=False):
+            print(
+                f"XLA (jit_compile=True) on the warm cache, {w['name']}: {x['wall_time_s']:.1f} s against "
+                f"{w['wall_time_s']:.1f} s without ({w['wall_time_s'] / x['wall_time_s']:.2f}x)"
+            )
+    print(
+        f"feature_extraction_speedup={ratios.get('feature_extraction', float('nan')):.1f} "
+        f"fine_tune_speedup={ratios.get('fine_tune', float('nan')):.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def op_type_times(trace_dir: str) -> collections.Counter:
     ids = [column["id"] for column in table["cols"]]
     times: collections.Counter = collections.Counter()
     for row in table["rows"]:
-        values = dict(zip(ids, (cell.get("v") for cell in row["c"])))
+        values = dict(zip(ids, (cell.get("v") for cell in row["c"]), strict=False))
         if values["type"] != "IDLE":
             times[values["type"]] += values["total_self_time"]
     return times
@@ -93,15 +93,23 @@ def main() -> None:
 
     epoch()  # traces and compiles the step
     times = [epoch() for _ in range(3)]
-    print(f"layers from {upper.layers[1].name!r} up, input {tuple(upper.input.shape[1:])}: "
-          f"{args.steps} steps of batch {args.batch_size} in " + ", ".join(f"{t:.1f} s" for t in times))
+    print(
+        f"layers from {upper.layers[1].name!r} up, input {tuple(upper.input.shape[1:])}: "
+        f"{args.steps} steps of batch {args.batch_size} in " + ", ".join(f"{t:.1f} s" for t in times)
+    )
 
     macs = collections.Counter()
     for layer in upper.layers:
         macs[type(layer).__name__] += forward_macs(layer)
     total_macs = sum(macs.values())
-    print("forward multiply-accumulates per image: " + ", ".join(
-        f"{kind} {value / 1e6:.1f}M ({100 * value / total_macs:.0f}%)" for kind, value in macs.most_common() if value))
+    print(
+        "forward multiply-accumulates per image: "
+        + ", ".join(
+            f"{kind} {value / 1e6:.1f}M ({100 * value / total_macs:.0f}%)"
+            for kind, value in macs.most_common()
+            if value
+        )
+    )
 
     with tempfile.TemporaryDirectory(prefix="top-blocks-profile-") as trace_dir:
         tf.profiler.experimental.start(trace_dir)

@@ -5,7 +5,7 @@ A spec file imports what it needs from here; nothing here imports TensorFlow.
 
 __version__ = "0.1.0"
 
-from harness.spec import (  # noqa: E402
+from harness.spec import (
     arrays,
     augment,
     backbone,
@@ -40,9 +40,28 @@ def load_backbone(name, *, weights="imagenet", include_top=False, input_shape=(2
 
 
 __all__ = [
-    "arrays", "augment", "backbone", "beats", "classifier_head", "custom_backbone", "dihedral", "early_stopping",
-    "efficientnet_lite0", "experiment", "feature_extraction", "fine_tune", "frozen_weights_unchanged",
-    "image_folder", "keras_application", "load_backbone", "loss_decreases", "min_test_accuracy",
-    "min_val_accuracy", "parametrize", "reduce_lr_on_plateau", "tfds_dataset", "trainable_params",
+    "arrays",
+    "augment",
+    "backbone",
+    "beats",
+    "classifier_head",
+    "custom_backbone",
+    "dihedral",
+    "early_stopping",
+    "efficientnet_lite0",
+    "experiment",
+    "feature_extraction",
+    "fine_tune",
+    "frozen_weights_unchanged",
+    "image_folder",
+    "keras_application",
+    "load_backbone",
+    "loss_decreases",
+    "min_test_accuracy",
+    "min_val_accuracy",
+    "parametrize",
+    "reduce_lr_on_plateau",
+    "tfds_dataset",
+    "trainable_params",
     "trainable_weights_changed",
 ]

@@ -8,9 +8,10 @@ the end of a session that was not interrupted, and atomically.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from harness.paths import atomic_write_text
 from harness.results import Check, ExperimentResult
@@ -24,8 +25,11 @@ class BaselineFileError(ValueError):
 
 @dataclass(frozen=True)
 class Gate:
+    """How one experiment is gated: the accepted drop, the baseline file, and the command that updates it."""
+
     tolerance: float  # the largest accepted drop in accuracy (absolute, e.g. 0.02)
     update_command: str
+    file: str  # the baseline file, as messages name it (relative to the invocation folder, or absolute)
 
 
 def entry_for(result: ExperimentResult, spec_file: str) -> dict[str, Any]:
@@ -40,7 +44,7 @@ def entry_for(result: ExperimentResult, spec_file: str) -> dict[str, Any]:
     }
     if final.test_accuracy is not None:
         entry["test_accuracy"] = round(final.test_accuracy, 4)
-        entry["test_loss"] = round(final.test_loss, 4)
+        entry["test_loss"] = None if final.test_loss is None else round(final.test_loss, 4)
     return entry
 
 
@@ -67,12 +71,10 @@ def save(path: Path, entries: Mapping[str, Mapping[str, Any]]) -> None:
     atomic_write_text(path, text + "\n")
 
 
-def compare(result: ExperimentResult, baseline: Mapping[str, Any] | None, gate: Gate) -> list[Check]:
+def compare(result: ExperimentResult, baseline: Mapping[str, Any], gate: Gate) -> list[Check]:
     """Gate checks of `result` against its baseline: accuracy drops and parameter counts."""
-    if baseline is None:
-        return []
     checks: list[Check] = []
-    remedy = f"To accept the new values, run: {gate.update_command}"
+    remedy = f"To accept the new values into {gate.file}, run: {gate.update_command}"
     final = result.final
     for metric in METRICS:
         recorded = baseline.get(metric)
@@ -83,22 +85,36 @@ def compare(result: ExperimentResult, baseline: Mapping[str, Any] | None, gate: 
         # 0.8438) must not count as a drop, which `--tolerance 0` would fail.
         obtained = round(obtained, 4)
         drop = recorded - obtained
-        checks.append(Check(
-            name=f"baseline_{metric}",
-            phase=None,
-            passed=drop <= gate.tolerance + 1e-12,
-            expected=f"at most {gate.tolerance:.4f} below the baseline {recorded:.4f}",
-            obtained=f"{obtained:.4f} (drop {drop:+.4f})" if drop > 0 else f"{obtained:.4f} (improved by {-drop:.4f})",
-            details=[] if drop <= gate.tolerance + 1e-12 else [remedy],
-        ))
+        checks.append(
+            Check(
+                name=f"baseline_{metric}",
+                phase=None,
+                passed=drop <= gate.tolerance + 1e-12,
+                expected=f"at most {gate.tolerance:.4f} below the baseline {recorded:.4f}",
+                obtained=f"{obtained:.4f} (drop {drop:+.4f})"
+                if drop > 0
+                else f"{obtained:.4f} (improved by {-drop:.4f})",
+                details=[] if drop <= gate.tolerance + 1e-12 else [remedy],
+            )
+        )
     recorded_params = baseline.get("trainable_params", {})
     obtained_params = {p.name: p.trainable_params for p in result.phases}
     if recorded_params != obtained_params:
-        changed = [f"{name}: baseline {recorded_params.get(name, '-')}, obtained {obtained_params.get(name, '-')}"
-                   for name in sorted(set(recorded_params) | set(obtained_params))
-                   if recorded_params.get(name) != obtained_params.get(name)]
-        checks.append(Check("baseline_trainable_params", None, False, "the recorded trainable-parameter counts",
-                            "different counts", details=[*changed, remedy]))
+        changed = [
+            f"{name}: baseline {recorded_params.get(name, '-')}, obtained {obtained_params.get(name, '-')}"
+            for name in sorted(set(recorded_params) | set(obtained_params))
+            if recorded_params.get(name) != obtained_params.get(name)
+        ]
+        checks.append(
+            Check(
+                "baseline_trainable_params",
+                None,
+                False,
+                "the recorded trainable-parameter counts",
+                "different counts",
+                details=[*changed, remedy],
+            )
+        )
     return checks
 
 
@@ -119,9 +135,9 @@ def updated(
     existing = set(existing_specs)
     merged = {**recorded, **new_entries}
     stale = sorted(
-        name for name, entry in merged.items()
-        if (entry.get("spec") in collected and name not in set(collected[entry.get("spec")]))
-        or entry.get("spec") not in existing
+        name
+        for name, entry in merged.items()
+        if (spec := entry.get("spec")) not in existing or (spec in collected and name not in set(collected[spec]))
     )
     for name in stale:
         merged.pop(name)

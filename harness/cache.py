@@ -12,9 +12,10 @@ import hashlib
 import json
 import os
 import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class FeatureCache:
     max_bytes: int = DEFAULT_MAX_BYTES
 
     @classmethod
-    def default(cls) -> "FeatureCache":
+    def default(cls) -> FeatureCache:
         max_bytes = int(float(os.environ.get("HARNESS_CACHE_MAX_GB", DEFAULT_MAX_BYTES / 1024**3)) * 1024**3)
         return cls(cache_dir() / FEATURES_DIR, max_bytes)
 
@@ -77,9 +78,8 @@ class FeatureCache:
         if size + len(sidecar) > self.max_bytes:
             return
         self._evict(self.max_bytes - size - len(sidecar))
-        with atomic_path(self._path(key)) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
+        with atomic_path(self._path(key)) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stubs take the first keyword for allow_pickle
         with atomic_path(self.root / f"{key}.json") as tmp:
             tmp.write_text(sidecar)
 
@@ -89,8 +89,10 @@ class FeatureCache:
         return sorted(self.root.glob("*.npz"), key=lambda p: p.stat().st_mtime)
 
     def _evict(self, budget: int) -> None:
-        sizes = {path: sum(f.stat().st_size for f in (path, path.with_suffix(".json")) if f.exists())
-                 for path in self.entries()}
+        sizes = {
+            path: sum(f.stat().st_size for f in (path, path.with_suffix(".json")) if f.exists())
+            for path in self.entries()
+        }
         total = sum(sizes.values())
         for path, size in sizes.items():  # least recently used first
             if total <= budget:

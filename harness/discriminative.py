@@ -9,7 +9,8 @@ its variables: training the wrapper trains the user's model.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -18,7 +19,9 @@ import tensorflow as tf
 class TwoRateModel(keras.Model):
     """Trains `network`; variables in `backbone_variables` are updated by `backbone_optimizer`."""
 
-    def __init__(self, network: keras.Model, backbone_variables: Iterable[Any], backbone_optimizer: keras.optimizers.Optimizer):
+    def __init__(
+        self, network: keras.Model, backbone_variables: Iterable[Any], backbone_optimizer: keras.optimizers.Optimizer
+    ):
         super().__init__(name=f"{network.name}_two_rates")
         self.network = network
         self._backbone_ids = {id(v) for v in backbone_variables}
@@ -28,8 +31,9 @@ class TwoRateModel(keras.Model):
         return self.network(inputs, training=training)
 
     def _split(self, values: list[Any]) -> tuple[list[Any], list[Any]]:
-        head, backbone = [], []
-        for value, variable in zip(values, self.trainable_variables):
+        head: list[Any] = []
+        backbone: list[Any] = []
+        for value, variable in zip(values, self.trainable_variables, strict=False):
             (backbone if id(variable) in self._backbone_ids else head).append(value)
         return head, backbone
 

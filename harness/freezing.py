@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One leaf layer: its name, enclosing model names (outermost first) and whether it is BatchNorm."""
+    """One leaf layer: its name, enclosing model names (outermost first) and whether it is BatchNorm.
+
+    `has_weights` says whether the layer holds weights (a convolution does, a ReLU does
+    not); None where only the name is known. It does not take part in equality.
+    """
 
     name: str
     path: tuple[str, ...] = ()
     is_batchnorm: bool = False
+    has_weights: bool | None = field(default=None, compare=False)
 
     @property
     def qualified_name(self) -> str:
@@ -130,8 +136,9 @@ def resolve(layers: Sequence[LayerInfo], rule: Rule, *, train_batchnorm: bool = 
     """The qualified names of the layers `rule` makes trainable.
 
     Raises:
-        RuleError: the rule matches no layer, names a layer that does not exist, or leaves
-            nothing trainable although it asks to unfreeze something.
+        RuleError: the rule matches no layer, names a layer that does not exist, leaves
+            nothing trainable although it asks to unfreeze something, or selects no weights
+            (every layer it makes trainable is known to hold none, as a ReLU at the top).
     """
     start = start_index(layers, rule)
     if start is not None:
@@ -141,12 +148,39 @@ def resolve(layers: Sequence[LayerInfo], rule: Rule, *, train_batchnorm: bool = 
         by_name = {layer.name: layer for layer in layers}
         missing = [name for name in rule.names if name not in by_name]
         if missing:
-            raise RuleError("unfreeze_layers", f"existing layer names, e.g. {_preview([l.name for l in layers])}", missing[0])
+            raise RuleError(
+                "unfreeze_layers",
+                f"existing layer names, e.g. {_preview([layer.name for layer in layers])}",
+                missing[0],
+            )
         chosen = [by_name[name] for name in rule.names]
     trainable = frozenset(layer.qualified_name for layer in chosen if train_batchnorm or not layer.is_batchnorm)
     if not trainable and not isinstance(rule, FreezeAll):
-        raise RuleError(_field(rule), "at least one layer that is not BatchNormalization, or train_batchnorm=True", _value(rule))
+        raise RuleError(
+            _field(rule), "at least one layer that is not BatchNormalization, or train_batchnorm=True", _value(rule)
+        )
+    weightless = weightless_selection(chosen, trainable)
+    if weightless:
+        set_aside = any(layer.is_batchnorm for layer in chosen) and not train_batchnorm
+        reason = ", as BatchNormalization stays frozen unless train_batchnorm=True" if set_aside else ""
+        raise RuleError(
+            _field(rule),
+            f"layers with weights; it selects no weights, only {_preview(weightless)}{reason}",
+            _value(rule),
+        )
     return trainable
+
+
+def weightless_selection(chosen: Sequence[LayerInfo], trainable: frozenset[str]) -> list[str]:
+    """The names of the trainable layers when every one of them is known to hold no weights, else [].
+
+    A rule that unfreezes only such layers ("unfreeze_from=-1" on a network ending in ReLU)
+    trains nothing in the backbone: it "selects no weights".
+    """
+    selected = [layer for layer in chosen if layer.qualified_name in trainable]
+    if selected and all(layer.has_weights is False for layer in selected):
+        return [layer.name for layer in selected]
+    return []
 
 
 def _field(rule: Rule) -> str:
@@ -192,11 +226,18 @@ def keras_layers(model: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[Layer
         if isinstance(layer, keras.Model):
             yield from keras_layers(layer, (*path, layer.name))
             continue
-        yield LayerInfo(layer.name, path, isinstance(layer, keras.layers.BatchNormalization)), layer
+        is_batchnorm = isinstance(layer, keras.layers.BatchNormalization)
+        # Any variable counts: `variable.trainable` follows `layer.trainable` in Keras 3, so a layer that
+        # an earlier phase froze would otherwise read as holding no weights.
+        has_weights = bool(layer.weights)
+        yield LayerInfo(layer.name, path, is_batchnorm, has_weights), layer
 
 
 def apply(model: Any, rule: Rule, *, train_batchnorm: bool = False) -> frozenset[str]:
     """Sets `trainable` on every leaf layer of `model` as `rule` resolves; returns the trainable names.
+
+    Raises `RuleError` (and changes no flag) as `resolve` does, including for a rule that
+    unfreezes layers none of which holds weights.
 
     Containers are made trainable first (Keras's `trainable` setter recurses), then each leaf
     is set, so the result does not depend on the flags the model had before.

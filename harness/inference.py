@@ -16,13 +16,14 @@ is not installed.
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-RUNTIMES = ("litert", "keras")
+from harness.spec import FROZEN_RUNTIMES
 
 
 class FrozenPass:
@@ -32,10 +33,10 @@ class FrozenPass:
     """
 
     def __init__(self, model: keras.Model, runtime: str = "litert"):
-        if runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {RUNTIMES}. Received: {runtime!r}")
+        if runtime not in FROZEN_RUNTIMES:
+            raise ValueError(f"runtime must be one of {FROZEN_RUNTIMES}. Received: {runtime!r}")
         self.model = model
-        self.interpreter = None
+        self.interpreter: Any | None = None
         self.ran_on = "keras"
         if runtime == "litert":
             try:
@@ -53,6 +54,7 @@ class FrozenPass:
 
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
         interpreter = self.interpreter
+        assert interpreter is not None
         (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
         if tuple(source["shape"]) != batch.shape:
             interpreter.resize_tensor_input(source["index"], batch.shape)
@@ -63,7 +65,7 @@ class FrozenPass:
 
 
 def batches_of(array: np.ndarray, size: int) -> Iterable[np.ndarray]:
-    return (array[start:start + size] for start in range(0, len(array), size))
+    return (array[start : start + size] for start in range(0, len(array), size))
 
 
 class _NotConvertible(Exception):
@@ -85,8 +87,10 @@ def _interpreter(model: keras.Model):
     function = tf.function(lambda images: model(images, training=False)).get_concrete_function(signature)
     try:
         flat = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(function)]).convert()
-    except Exception as error:  # the converter raises ConverterError, and others for odd graphs
-        raise _NotConvertible(f"conversion failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+    except Exception as error:  # noqa: BLE001 - the converter raises ConverterError, and others for odd graphs
+        raise _NotConvertible(
+            f"conversion failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        ) from None
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     interpreter = Interpreter(model_content=flat, num_threads=threads)
     interpreter.allocate_tensors()

@@ -94,4 +94,3 @@ def _head(declared: spec.ClassifierHead, feature_shape: tuple[int, ...], num_cla
         layers.append(keras.layers.Dropout(declared.dropout_rate, name="dropout"))
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="predictions"))
     return keras.Sequential(layers, name="head")
-

@@ -10,11 +10,13 @@ it does when an editable install loads the package through setuptools' import fi
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
 from harness.paths import ENV_CACHE_DIR
+from harness.spec.vocabulary import FROZEN_RUNTIMES
 
 # The shipped specs' accuracy moved by up to 0.025 between seeds 0 and 1, and by up to 0.033 before
 # the frozen pass ran on LiteRT (README, "Regression gate").
@@ -23,33 +25,79 @@ DEFAULT_TOLERANCE = 0.04
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "Transfer-learning experiments (keras-transfer-harness)")
-    group.addoption("--metrics-json", metavar="PATH", default=None,
-                    help="Write per-experiment, per-phase metrics and invariant outcomes to PATH as JSON")
-    group.addoption("--cache-dir", metavar="DIR", default=None,
-                    help=f"Harness cache root for features, activations and converted weights (default ${ENV_CACHE_DIR} "
-                         "or ~/.cache/keras-transfer-harness)")
-    group.addoption("--clear-harness-cache", action="store_true", default=False,
-                    help="Remove every cached feature and activation file before running")
-    group.addoption("--no-feature-cache", action="store_true", default=False,
-                    help="Run every phase through the full network, as the plain Keras recipe does")
-    group.addoption("--frozen-runtime", choices=("litert", "keras"), default="litert",
-                    help="What runs the frozen layers' one forward pass: LiteRT's XNNPACK kernels (default) or "
-                         "Keras's Model.predict")
-    group.addoption("--seed", dest="harness_seed", type=int, default=None, metavar="N",
-                    help="Seed every experiment with N instead of the seed its spec declares")
-    group.addoption("--deterministic", action="store_true", default=False,
-                    help="Enable TensorFlow op determinism (tf.config.experimental.enable_op_determinism)")
-    group.addoption("--update-baselines", action="store_true", default=False,
-                    help="Record the selected experiments' results as their new baselines")
-    group.addoption("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="DROP",
-                    help=f"Largest accepted accuracy drop against a baseline when the spec sets none "
-                         f"(default {DEFAULT_TOLERANCE})")
-    group.addoption("--report-dir", metavar="DIR", default=None,
-                    help="Write training curves, confusion matrices, TensorBoard logs and an index page to DIR")
-    parser.addini("harness_spec_dirs", "Folder names whose Python files are experiment specs", type="args",
-                  default=["specs"])
-    parser.addini("harness_baselines", "Baseline file of the regression gate, relative to the rootdir",
-                  default="specs/baselines.json")
+    group.addoption(
+        "--metrics-json",
+        metavar="PATH",
+        default=None,
+        help="Write per-experiment, per-phase metrics and invariant outcomes to PATH as JSON",
+    )
+    group.addoption(
+        "--cache-dir",
+        metavar="DIR",
+        default=None,
+        help=f"Harness cache root for features, activations and converted weights (default ${ENV_CACHE_DIR} "
+        "or ~/.cache/keras-transfer-harness)",
+    )
+    group.addoption(
+        "--clear-harness-cache",
+        action="store_true",
+        default=False,
+        help="Remove every cached feature and activation file before running",
+    )
+    group.addoption(
+        "--no-feature-cache",
+        action="store_true",
+        default=False,
+        help="Run every phase through the full network, as the plain Keras recipe does",
+    )
+    group.addoption(
+        "--frozen-runtime",
+        choices=FROZEN_RUNTIMES,
+        default="litert",
+        help="What runs the frozen layers' one forward pass: LiteRT's XNNPACK kernels (default) or "
+        "Keras's Model.predict",
+    )
+    group.addoption(
+        "--seed",
+        dest="harness_seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Seed every experiment with N instead of the seed its spec declares",
+    )
+    group.addoption(
+        "--deterministic",
+        action="store_true",
+        default=False,
+        help="Enable TensorFlow op determinism (tf.config.experimental.enable_op_determinism)",
+    )
+    group.addoption(
+        "--update-baselines",
+        action="store_true",
+        default=False,
+        help="Record the selected experiments' results as their new baselines",
+    )
+    group.addoption(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        metavar="DROP",
+        help=f"Largest accepted accuracy drop against a baseline when the spec sets none (default {DEFAULT_TOLERANCE})",
+    )
+    group.addoption(
+        "--report-dir",
+        metavar="DIR",
+        default=None,
+        help="Write training curves, confusion matrices, TensorBoard logs and an index page to DIR",
+    )
+    parser.addini(
+        "harness_spec_dirs", "Folder names whose Python files are experiment specs", type="args", default=["specs"]
+    )
+    parser.addini(
+        "harness_baselines",
+        "Baseline file of the regression gate, relative to the rootdir",
+        default="specs/baselines.json",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,7 +122,21 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return None
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(
+    file_path: Path, parent: pytest.Collector
+) -> Generator[None, list[pytest.Collector], list[pytest.Collector]]:
+    # A wrapper: a spec file named on the command line is also collected by pytest's python plugin
+    # (as a test module, whatever its name); that module would import the spec a second time and
+    # report its error again as a raw traceback. A spec file is collected as a spec only.
+    collectors = yield
+    spec_file = _spec_file(file_path, parent)
+    if spec_file is None:
+        return collectors
+    return [c for c in collectors if not (isinstance(c, pytest.Module) and c.path == file_path)] + [spec_file]
+
+
+def _spec_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix != ".py" or file_path.name.startswith("_") or file_path.name == "conftest.py":
         return None
     config = parent.config
@@ -86,15 +148,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return SpecFile.from_parent(parent, path=file_path)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # An experiment that must beat another runs after it (stable otherwise).
-    from harness.collect import ExperimentItem
-    from harness.spec import Beats
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Checks every `beats(...)` target (a bad one is a collection error of its experiment) and runs
+    # each experiment after those it must beat: a topological order, stable otherwise. First, so
+    # that a target deselected by -k still counts as collected (its baseline then stands in).
+    from harness.collect import order_by_beats
 
-    def depends(item: pytest.Item) -> bool:
-        return isinstance(item, ExperimentItem) and any(isinstance(e, Beats) for e in item.experiment.expect)
-
-    items.sort(key=depends)
+    order_by_beats(config, items)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -115,8 +176,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     from harness.session import Session
 
     if isinstance(item, ExperimentItem) and (report.when == "call" or report.skipped):
+        from harness.results import plain_params
+
         session = Session.of(item.config)
         session.outcomes[item.experiment.name] = report.outcome
+        session.params[item.experiment.name] = plain_params(item.experiment.params)
         if call.excinfo is not None and item.experiment.name not in session.results:
             # It stopped before a result (skip, data or spec error, a crash): the reports say why.
             session.errors[item.experiment.name] = call.excinfo.exconly().strip()
@@ -136,8 +200,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     notes = []
     if state.updating_baselines:
         stale = state.write_baselines()
-        notes.append(f"baselines of {len(state.new_baselines)} experiments recorded in {state.baseline_path}")
-        notes += [f"stale baseline removed: {name}" for name in stale]
+        shown = state.shown(state.baseline_path)
+        notes.append(f"baselines of {len(state.new_baselines)} experiments recorded in {shown}")
+        notes += [f"stale baseline removed from {shown}: {name}" for name in stale]
     if config.getoption("metrics_json"):
         notes.append(f"metrics written to {state.write_metrics(config.getoption('metrics_json'))}")
     if config.getoption("report_dir"):

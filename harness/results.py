@@ -1,13 +1,22 @@
 """What a run produced: per-phase metrics and invariant outcomes, as plain JSON-ready data.
 
-TensorFlow-free: the plugin, the metrics JSON and the reports read these.
+`ExperimentResult` (with its `PhaseResult`s and `Check`s) is what the metrics JSON and the
+reports read. `Run` is what `harness.engine.run` returns: the result, plus what only the checks
+stage reads (per-phase `WeightChanges`, per-split `Predictions`).
+
+TensorFlow-free: the plugin, the checks stage and the reports import this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -21,9 +30,13 @@ class Check:
     obtained: str
     details: list[str] = field(default_factory=list)
 
+    @property
+    def title(self) -> str:
+        """ "<phase>: <name>", or the name alone for a check of the whole experiment."""
+        return f"{self.phase}: {self.name}" if self.phase else self.name
+
     def describe(self) -> str:
-        where = f"{self.phase}: " if self.phase else ""
-        return f"{where}{self.name}: obtained {self.obtained}, expected {self.expected}"
+        return f"{self.title}: obtained {self.obtained}, expected {self.expected}"
 
 
 @dataclass
@@ -40,8 +53,8 @@ class PhaseResult:
     trainable_params: int
     non_trainable_params: int
     wall_time_s: float
-    path: str  # "features", "activations@<layer>" or "full"
-    path_reason: str
+    training_path: str  # "features", "activations@<layer>" or "full"
+    training_path_reason: str
     cache: str  # "hit", "miss", "none"
     cached_val_accuracy: float | None = None
     frozen_pass: str | None = None  # what computed the cached inputs ("litert", "keras"); None when read back
@@ -61,6 +74,8 @@ class ExperimentResult:
     wall_time_s: float = 0.0
     class_names: list[str] = field(default_factory=list)
     confusion_matrix: list[list[int]] | None = None
+    confusion_split: str | None = None  # the split `confusion_matrix` counts: "test", else "validation"
+    params: dict[str, Any] = field(default_factory=dict)  # a parametrised spec's arguments
 
     @property
     def final(self) -> PhaseResult:
@@ -79,3 +94,65 @@ class ExperimentResult:
         data["test_accuracy"] = self.final.test_accuracy if self.phases else None
         data["passed"] = not self.failures
         return data
+
+
+def plain_params(params: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """A parametrised experiment's arguments as JSON values: numbers, strings, booleans and None
+    as they are, anything else as its `repr`."""
+    return {
+        name: value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+        for name, value in params
+    }
+
+
+@dataclass
+class WeightChanges:
+    """Which frozen variables changed (with max |delta|) and which trainable ones did not."""
+
+    frozen_changed: list[tuple[str, float]] = field(default_factory=list)
+    frozen_count: int = 0
+    trainable_unchanged: list[str] = field(default_factory=list)
+    trainable_count: int = 0
+
+    @classmethod
+    def between(
+        cls, before: Mapping[str, np.ndarray], frozen: Sequence[Any], trainable: Sequence[Any]
+    ) -> WeightChanges:
+        """Compares the variables `frozen` and `trainable` now with their snapshot `before` (by path)."""
+        import numpy as np
+
+        changes = cls(frozen_count=len(frozen), trainable_count=len(trainable))
+        for variable in frozen:
+            old, new = before[variable.path], variable.numpy()
+            if old.tobytes() != new.tobytes():
+                delta = np.abs(new.astype(np.float64) - old.astype(np.float64))
+                changes.frozen_changed.append((variable.path, float(np.nanmax(delta)) if delta.size else math.nan))
+        for variable in trainable:
+            if before[variable.path].tobytes() == variable.numpy().tobytes():
+                changes.trainable_unchanged.append(variable.path)
+        return changes
+
+
+@dataclass
+class Predictions:
+    """One split's examples, in data-set order: the true class and the predicted class index of each."""
+
+    labels: np.ndarray
+    predicted: np.ndarray
+
+
+@dataclass
+class Run:
+    """What `harness.engine.run` produced for one experiment; the checks stage reads all of it.
+
+    Attributes:
+        result: Phases, split sizes, confusion matrix, ...; its `checks` are left empty
+            (`harness.checks.evaluate` fills them).
+        weight_changes: Per phase name, what the phase did to the real model's variables.
+        predictions: Per split ("validation", and "test" when scored), the real model's
+            predictions at the last scoring, after the final phase.
+    """
+
+    result: ExperimentResult
+    weight_changes: dict[str, WeightChanges] = field(default_factory=dict)
+    predictions: dict[str, Predictions] = field(default_factory=dict)

@@ -1,22 +1,29 @@
-"""State shared by the experiments of one pytest session: options, results, caches.
+"""State shared by the experiments of one pytest session, and the pipeline each experiment runs through.
 
-TensorFlow is imported only when the first experiment runs.
+`Session.run` is engine, then checks, then record: `harness.engine.run` trains,
+`harness.checks.evaluate` evaluates everything asserted about the run, and the session keeps
+the result (and, with `--update-baselines`, the new baseline entry) for the reports written
+at the end of the session.
+
+The project root (`Session.root`) is where the baseline file and the spec paths it records are
+relative to. TensorFlow is imported only when the first experiment runs.
 """
 
 from __future__ import annotations
 
-import json
+import inspect
 import os
 import time
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from harness import __version__, baselines, spec
-from harness.paths import atomic_write_text, relative_to_root
+from harness import baselines, checks, errors, spec
+from harness.paths import relative_to_root
 from harness.results import ExperimentResult
 
 SESSION_KEY = pytest.StashKey["Session"]()
@@ -28,18 +35,34 @@ class Session:
     results: dict[str, ExperimentResult] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # why an experiment has no result
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # a parametrised experiment's arguments
     started: float = field(default_factory=time.time)
-    # Every experiment name each collected spec file declares (relative path -> names).
+    # Every experiment name each collected spec file declares (path relative to `root` -> names).
     collected: dict[str, list[str]] = field(default_factory=dict)
     new_baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     _baselines: dict[str, dict[str, Any]] | None = None
     baseline_error: str | None = None  # why the baseline file cannot be read, if it cannot
 
     @classmethod
-    def of(cls, config: pytest.Config) -> "Session":
+    def of(cls, config: pytest.Config) -> Session:
         if SESSION_KEY not in config.stash:
             config.stash[SESSION_KEY] = cls(config)
         return config.stash[SESSION_KEY]
+
+    @cached_property
+    def root(self) -> Path:
+        """The project root: pytest's rootdir as determined without the harness options' values.
+
+        pytest determines its rootdir from the command line before plugins add their options, so
+        the value of an option written with a space (`--cache-dir DIR`) counts as a path argument
+        there and can move the rootdir out of a project without an ini file. `config.option`
+        holds the path arguments after the full parse, without option values.
+        """
+        return project_root(self.config)
+
+    def shown(self, path: str | os.PathLike[str]) -> str:
+        """`path` as messages show it: relative to the folder pytest was invoked in when below it."""
+        return relative_to_root(Path(path), self.config.invocation_params.dir)
 
     def progress(self) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -57,13 +80,13 @@ class Session:
 
         return write
 
+    # ------------------------------------------------------------------ the pipeline
+
     def run(self, experiment: spec.Experiment, nodeid: str) -> ExperimentResult:
+        """Trains `experiment`, evaluates its checks and records the result."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from harness import engine
-        from harness.backbones import WeightsUnavailableError
         from harness.cache import FeatureCache
-        from harness.collect import HarnessFailure
-        from harness.data.loading import DataError
 
         options = engine.RunOptions(
             seed=self.config.getoption("harness_seed"),
@@ -73,34 +96,39 @@ class Session:
             frozen_runtime=self.config.getoption("frozen_runtime"),
             progress=self.progress(),
         )
-        self.baselines()
+        recorded = self.baselines()
         if self.baseline_error is not None:  # the gate cannot run: say so before training
-            raise HarnessFailure(self.baseline_error)
-        try:
-            result = engine.run(experiment, options, self.reference_metrics())
-        except WeightsUnavailableError as error:
-            pytest.skip(f"{experiment.name}: {error}")
-        except spec.SpecError as error:
-            raise HarnessFailure(f"{experiment.location}: invalid spec: {error}") from None
-        except DataError as error:
-            raise HarnessFailure(f"{experiment.location}: {error}") from None
+            raise errors.HarnessFailure(self.baseline_error)
+        with errors.reported(experiment):
+            run = engine.run(experiment, options)
+        result = run.result
+        checks.evaluate(experiment, run, results=self.results, recorded=recorded, gate=self._gate(experiment, nodeid))
         self.results[experiment.name] = result
-        self._gate(experiment, result, nodeid)
+        if self.updating_baselines and not result.failures:
+            self.new_baselines[experiment.name] = baselines.entry_for(result, self.spec_file(experiment))
         return result
 
-    def reference_metrics(self) -> dict[str, dict[str, Any]]:
-        """Final metrics of other experiments for `beats`: this session's, else their baselines."""
-        metrics = {name: {**entry, "source": "the baseline"} for name, entry in self.baselines().items()}
-        for name, result in self.results.items():
-            metrics[name] = {"val_accuracy": result.final.val_accuracy, "test_accuracy": result.final.test_accuracy,
-                             "source": "this session"}
-        return metrics
+    def _gate(self, experiment: spec.Experiment, nodeid: str) -> baselines.Gate | None:
+        """The regression gate of `experiment`; None while baselines are being recorded."""
+        if self.updating_baselines:
+            return None
+        tolerance = experiment.tolerance if experiment.tolerance is not None else self.config.getoption("tolerance")
+        return baselines.Gate(
+            tolerance=tolerance,
+            update_command=f"pytest '{self.command_target(nodeid)}' --update-baselines",
+            file=self.shown(self.baseline_path),
+        )
 
-    # ------------------------------------------------------------------ regression gate
+    def command_target(self, nodeid: str) -> str:
+        """`nodeid` (relative to pytest's rootdir) as a command run where pytest was invoked selects it."""
+        file, separator, rest = nodeid.partition("::")
+        return f"{self.shown(self.config.rootpath / file)}{separator}{rest}"
+
+    # ------------------------------------------------------------------ baselines
 
     @property
     def baseline_path(self) -> Path:
-        return self.config.rootpath / self.config.getini("harness_baselines")
+        return self.root / self.config.getini("harness_baselines")
 
     @property
     def updating_baselines(self) -> bool:
@@ -120,23 +148,7 @@ class Session:
         return self._baselines
 
     def spec_file(self, experiment: spec.Experiment) -> str:
-        return relative_to_root(experiment.location.path if experiment.location else "?", self.config.rootpath)
-
-    def _gate(self, experiment: spec.Experiment, result: ExperimentResult, nodeid: str) -> None:
-        if self.updating_baselines:
-            if not result.failures:
-                self.new_baselines[experiment.name] = baselines.entry_for(result, self.spec_file(experiment))
-            return
-        recorded = self.baselines().get(experiment.name)
-        if recorded is None:
-            warnings.warn(pytest.PytestWarning(
-                f"{experiment.name}: no baseline recorded in {self.baseline_path.name}; the regression gate is off for it. "
-                f"Record one with: pytest '{nodeid}' --update-baselines"
-            ))
-            return
-        tolerance = experiment.tolerance if experiment.tolerance is not None else self.config.getoption("tolerance")
-        gate = baselines.Gate(tolerance=tolerance, update_command=f"pytest '{nodeid}' --update-baselines")
-        result.checks.extend(baselines.compare(result, recorded, gate))
+        return relative_to_root(experiment.location.path if experiment.location else "?", self.root)
 
     def write_baselines(self) -> list[str]:
         """Merges this session's entries into the baseline file; returns the stale names removed."""
@@ -147,28 +159,23 @@ class Session:
             recorded,
             self.new_baselines,
             self.collected,
-            existing_specs=[s for s in {e.get("spec") for e in {**recorded, **self.new_baselines}.values()}
-                            if s and (self.config.rootpath / s).exists()],
+            existing_specs=[
+                s
+                for s in {e.get("spec") for e in {**recorded, **self.new_baselines}.values()}
+                if s and (self.root / s).exists()
+            ],
         )
         if merged != recorded:
             baselines.save(self.baseline_path, merged)
         return stale
 
-    def metrics(self) -> dict[str, Any]:
-        return {
-            "harness_version": __version__,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
-            "experiments": {
-                **{name: {"outcome": outcome, "error": self.errors.get(name)}
-                   for name, outcome in self.outcomes.items() if name not in self.results},
-                **{name: {"outcome": self.outcomes.get(name, "unknown"), **result.to_json()}
-                   for name, result in self.results.items()},
-            },
-        }
+    # ------------------------------------------------------------------ reports
 
     def report_items(self) -> list[tuple[ExperimentResult, str, dict[str, Any] | None]]:
         recorded = self.baselines()
-        return [(result, self.outcomes.get(name, "unknown"), recorded.get(name)) for name, result in self.results.items()]
+        return [
+            (result, self.outcomes.get(name, "unknown"), recorded.get(name)) for name, result in self.results.items()
+        ]
 
     def summary_lines(self) -> list[str]:
         from harness.report import no_result_row, rows_for, summary_lines
@@ -183,6 +190,30 @@ class Session:
         return write_report(out_dir, self.report_items())
 
     def write_metrics(self, path: str) -> Path:
-        target = Path(path)
-        atomic_write_text(target, json.dumps(self.metrics(), indent=2, sort_keys=True) + "\n")
-        return target
+        from harness.report.metrics_json import metrics, write_metrics
+
+        return write_metrics(path, metrics(self.results, self.outcomes, self.errors, self.params, started=self.started))
+
+
+def project_root(config: pytest.Config) -> Path:
+    """The rootdir pytest determines from `config`'s ini file, `--rootdir` and path arguments.
+
+    The same determination as pytest's own (`_pytest.config.findpaths.determine_setup`), run on
+    the path arguments of the full parse, which no longer holds any option's value.
+    """
+    from _pytest.config.findpaths import determine_setup
+
+    option = config.option
+    arguments: dict[str, Any] = {
+        "inifile": option.inifilename,
+        "args": [str(arg) for arg in option.file_or_dir or []],
+        "rootdir_cmd_arg": option.rootdir or None,
+        "invocation_dir": config.invocation_params.dir,
+    }
+    if "override_ini" in inspect.signature(determine_setup).parameters:  # pytest 9
+        arguments["override_ini"] = option.override_ini
+    try:
+        root, *_ = determine_setup(**arguments)
+    except TypeError:  # a pytest whose private signature changed again: its own rootdir, as before
+        return config.rootpath
+    return Path(root)

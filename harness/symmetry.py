@@ -10,8 +10,8 @@ itself with `view`, so the two see the same examples in the same order.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def view(images: np.ndarray, k: int) -> np.ndarray:
 
 def views_of(images: np.ndarray, ks: Sequence[int]) -> np.ndarray:
     """Image `i` of `images` in view `ks[i]`."""
-    return np.stack([view(images[i:i + 1], int(k))[0] for i, k in enumerate(ks)]) if len(ks) else images[:0]
+    return np.stack([view(images[i : i + 1], int(k))[0] for i, k in enumerate(ks)]) if len(ks) else images[:0]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Draw:
     def steps(self) -> int:
         return -(-self.size // self.batch_size)
 
-    @functools.lru_cache(maxsize=2)
+    @functools.lru_cache(maxsize=2)  # noqa: B019 - a frozen Draw per phase; its two last epochs are all it keeps
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng((self.seed, epoch))
         return rng.permutation(self.size), rng.integers(0, self.num_views, size=self.size)

@@ -1,5 +1,8 @@
 """Fixtures for the plugin tests: `pytester`, and a `specs` folder that trains in-process.
 
+Every test that asks for `spec_pytester` trains (it imports the engine, so TensorFlow and
+Keras) and is marked `slow` here, so `pytest tests -m "not slow"` leaves it out.
+
 `pytester.runpytest_inprocess` restores `sys.modules` after every run, so a module first
 imported inside a run is imported again by the next one; NumPy and TensorFlow refuse that
 ("cannot load module more than once per process"). NumPy is imported here, and
@@ -29,6 +32,14 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setenv("PYTEST_ADDOPTS", "-p harness.plugin")
     return pytester
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Before `-m` deselects: a test that trains through `spec_pytester` is slow wherever it is.
+    for item in items:
+        if "spec_pytester" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

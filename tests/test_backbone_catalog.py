@@ -32,8 +32,17 @@ def test_importing_the_catalog_and_package_does_not_import_tensorflow():
 
 def test_backbone_names_cover_keras_applications_and_efficientnet_lite0():
     names = backbone_names()
-    for expected in ["MobileNetV2", "MobileNetV3Small", "ResNet50V2", "EfficientNetB7", "EfficientNetV2L",
-                     "ConvNeXtTiny", "NASNetLarge", "VGG19", "efficientnet_lite0"]:
+    for expected in [
+        "MobileNetV2",
+        "MobileNetV3Small",
+        "ResNet50V2",
+        "EfficientNetB7",
+        "EfficientNetV2L",
+        "ConvNeXtTiny",
+        "NASNetLarge",
+        "VGG19",
+        "efficientnet_lite0",
+    ]:
         assert expected in names
     assert names == sorted(names, key=str.lower)
     assert len(names) == len(set(names))
@@ -59,7 +68,7 @@ def test_sizes_come_from_keras(name, default_size, min_size):
 
 
 def test_describe_efficientnet_lite0_uses_its_builders_layer_names():
-    lite = pytest.importorskip("harness.backbones.efficientnet_lite")
+    from harness.backbones import efficientnet_lite as lite
 
     info = describe("efficientnet_lite0")
 
@@ -90,8 +99,11 @@ def test_unknown_name_without_a_close_match_has_no_suggestion():
         ((16, 96, 3), {}, r"must be at least 32x32 for backbone 'MobileNetV2'.*Received: input_shape=\(16, 96, 3\)"),
         ((96, 96), {}, r"tuple of three integers .* e\.g\. \(224, 224, 3\)\. Received: input_shape=\(96, 96\)"),
         ("96x96", {}, r"tuple of three integers.*Received: input_shape='96x96'"),
-        ((96, 96, 3), {"include_top": True, "weights": "imagenet"},
-         r"`input_shape` must be \(224, 224, 3\) .*include_top=False.*Received: input_shape=\(96, 96, 3\)"),
+        (
+            (96, 96, 3),
+            {"include_top": True, "weights": "imagenet"},
+            r"`input_shape` must be \(224, 224, 3\) .*include_top=False.*Received: input_shape=\(96, 96, 3\)",
+        ),
         ((None, None, 3), {"include_top": True}, r"fixed height and width.*Received: input_shape=\(None, None, 3\)"),
     ],
 )
@@ -109,13 +121,15 @@ def test_check_input_shape_accepts_valid_shapes():
 # Against the installed Keras (imports TensorFlow; a few seconds).
 
 
+@pytest.mark.slow
 def test_every_installed_keras_application_is_in_the_catalog():
     from harness.backbones import keras_apps
 
     missing = sorted(set(keras_apps.application_names()) - set(backbone_names()))
-    assert not missing, f"Regenerate with `python -m harness.backbones.catalog --regenerate`: {missing}"
+    assert not missing, f"Regenerate with `python -m harness.backbones.regenerate_catalog`: {missing}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["MobileNetV2", "MobileNetV3Small", "EfficientNetB0"])
 def test_json_matches_the_installed_keras(name):
     from harness.backbones import keras_apps
@@ -124,10 +138,11 @@ def test_json_matches_the_installed_keras(name):
 
     assert keras_apps.catalog_entry(name) == stored, (
         f"keras_applications.json is stale for {name}. "
-        "To update it, run `python -m harness.backbones.catalog --regenerate`"
+        "To update it, run `python -m harness.backbones.regenerate_catalog`"
     )
 
 
+@pytest.mark.slow
 def test_load_backbone_layer_names_are_the_catalogs_however_many_models_were_built():
     import keras
 

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_specs import BLOCK_2_CONV_PARAMS, HEAD_PARAMS, experiment_text, spec_file
 
 from harness import baselines
 from harness.results import ExperimentResult, PhaseResult
-from tiny_specs import BLOCK_2_CONV_PARAMS, HEAD_PARAMS, experiment_text, spec_file
 
 BASELINES = "specs/baselines.json"
 ONE_EPOCH = "feature_extraction(epochs=1, learning_rate=5e-2, batch_size=16)"
 # After the `tiny_specs` preamble: data with a test split, and a parametrised experiment
 # (its ids name the layer fine-tuning starts from).
-SWEPT = '''\
+SWEPT = """\
 def data_with_test():
     data = make_data(seed=1)
     data["test"] = make_data(seed=2)["validation"]
@@ -41,14 +41,20 @@ def swept(start):
             fine_tune(unfreeze_from=start, epochs=1, learning_rate=1e-3, batch_size=16),
         ],
     )
-'''
+"""
 BLOCK_1_CONV_PARAMS = 3 * 3 * 3 * 4 + 4
 
 
 def recorded_entry(**overrides: Any) -> dict[str, Any]:
     """An entry as `--update-baselines` writes it for a one-phase tiny experiment in specs/tiny.py."""
-    return {"spec": "specs/tiny.py", "seed": 0, "val_accuracy": 0.5, "val_loss": 0.7,
-            "trainable_params": {"feature_extraction": HEAD_PARAMS}, **overrides}
+    return {
+        "spec": "specs/tiny.py",
+        "seed": 0,
+        "val_accuracy": 0.5,
+        "val_loss": 0.7,
+        "trainable_params": {"feature_extraction": HEAD_PARAMS},
+        **overrides,
+    }
 
 
 def write_baselines(pytester: pytest.Pytester, entries: dict[str, dict[str, Any]]) -> Path:
@@ -85,16 +91,26 @@ def test_update_records_every_experiment_deterministically(spec_pytester: pytest
     path = spec_pytester.path / BASELINES
     result = spec_pytester.runpytest_inprocess("--update-baselines")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([f"harness: baselines of 2 experiments recorded in {path}"])
+    result.stdout.fnmatch_lines([f"harness: baselines of 2 experiments recorded in {BASELINES}"])
 
     text = path.read_text()
     entries = json.loads(text)["experiments"]
     assert list(entries) == ["swept[block_1_]", "swept[block_2_]"]
     assert text == json.dumps({"experiments": entries}, indent=2, sort_keys=True) + "\n"  # sorted keys, stable layout
-    for name, unfrozen in (("swept[block_1_]", BLOCK_1_CONV_PARAMS + BLOCK_2_CONV_PARAMS),
-                           ("swept[block_2_]", BLOCK_2_CONV_PARAMS)):
+    for name, unfrozen in (
+        ("swept[block_1_]", BLOCK_1_CONV_PARAMS + BLOCK_2_CONV_PARAMS),
+        ("swept[block_2_]", BLOCK_2_CONV_PARAMS),
+    ):
         entry = entries[name]
-        assert set(entry) == {"spec", "seed", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "trainable_params"}
+        assert set(entry) == {
+            "spec",
+            "seed",
+            "val_accuracy",
+            "val_loss",
+            "test_accuracy",
+            "test_loss",
+            "trainable_params",
+        }
         assert entry["trainable_params"] == {"feature_extraction": HEAD_PARAMS, "fine_tune": HEAD_PARAMS + unfrozen}
     for entry in entries.values():
         assert (entry["spec"], entry["seed"]) == ("specs/tiny.py", 0)
@@ -114,25 +130,36 @@ def test_update_records_every_experiment_deterministically(spec_pytester: pytest
 
 def test_drop_beyond_the_tolerance_fails_and_names_the_remedy(spec_pytester: pytest.Pytester) -> None:
     """`--tolerance` sets the accepted drop; a spec's own `tolerance` overrides it."""
-    spec_pytester.makepyfile(**{"specs/tiny": spec_file(
-        experiment_text("loose", data="noise_data", expect=""),
-        experiment_text("pinned", data="noise_data", expect="", extra="tolerance=0.1,\n"),
-    )})
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(
+                experiment_text("loose", data="noise_data", expect=""),
+                experiment_text("pinned", data="noise_data", expect="", extra="tolerance=0.1,\n"),
+            )
+        }
+    )
     spec_pytester.runpytest_inprocess("--update-baselines").assert_outcomes(passed=2)
     obtained = read_entries(spec_pytester)
-    raised = {name: {**entry, "val_accuracy": round(entry["val_accuracy"] + 0.2, 4)} for name, entry in obtained.items()}
+    raised = {
+        name: {**entry, "val_accuracy": round(entry["val_accuracy"] + 0.2, 4)} for name, entry in obtained.items()
+    }
     path = write_baselines(spec_pytester, raised)
     before = snapshot(path)
 
     result = spec_pytester.runpytest_inprocess("--tolerance", "0.25")
     result.assert_outcomes(passed=1, failed=1)  # loose: 0.2 <= 0.25; pinned: 0.2 > 0.1 although --tolerance is 0.25
     value, baseline = obtained["pinned"]["val_accuracy"], raised["pinned"]["val_accuracy"]
-    result.stdout.fnmatch_lines([
-        "experiment 'pinned' broke 1 of * invariants (*tiny.py:*):",
-        f"  baseline_val_accuracy: obtained {value:.4f} (drop +0.2000), "
-        f"expected at most 0.1000 below the baseline {baseline:.4f}",
-        "      To accept the new values, run: pytest 'specs/tiny.py::pinned' --update-baselines",
-    ], consecutive=True)
+    result.stdout.fnmatch_lines(
+        [
+            "experiment 'pinned' broke 1 of * invariants (*tiny.py:*):",
+            (
+                f"  baseline_val_accuracy: obtained {value:.4f} (drop +0.2000), "
+                f"expected at most 0.1000 below the baseline {baseline:.4f}"
+            ),
+            f"      To accept the new values into {BASELINES}, run: pytest 'specs/tiny.py::pinned' --update-baselines",
+        ],
+        consecutive=True,
+    )
     result.stdout.fnmatch_lines(["FAILED specs/tiny.py::pinned - *"])
     assert snapshot(path) == before  # a normal run never writes the baseline file, failing or not
 
@@ -142,28 +169,50 @@ def test_unchanged_result_passes_a_zero_tolerance() -> None:
 
     27 of 32 validation images is 0.84375, recorded as 0.8438: unchanged, it must not count as a drop.
     """
-    phase = PhaseResult("feature_extraction", "feature_extraction", 1, 1, {}, val_accuracy=27 / 32, val_loss=0.5,
-                        test_accuracy=0.90625, test_loss=0.4, trainable_params=10, non_trainable_params=0,
-                        wall_time_s=1.0, path="features", path_reason="", cache="none")
-    result = ExperimentResult("tiny", 0, "tiny", None, "arrays:in-memory", 2, {"train": 64, "validation": 32},
-                              phases=[phase])
+    phase = PhaseResult(
+        "feature_extraction",
+        "feature_extraction",
+        1,
+        1,
+        {},
+        val_accuracy=27 / 32,
+        val_loss=0.5,
+        test_accuracy=0.90625,
+        test_loss=0.4,
+        trainable_params=10,
+        non_trainable_params=0,
+        wall_time_s=1.0,
+        training_path="features",
+        training_path_reason="",
+        cache="none",
+    )
+    result = ExperimentResult(
+        "tiny", 0, "tiny", None, "in-memory arrays", 2, {"train": 64, "validation": 32}, phases=[phase]
+    )
     recorded = baselines.entry_for(result, "specs/tiny.py")
     assert (recorded["val_accuracy"], recorded["test_accuracy"]) == (0.8438, 0.9062)
-    checks = baselines.compare(result, recorded, baselines.Gate(tolerance=0.0, update_command="pytest --update-baselines"))
+    checks = baselines.compare(
+        result, recorded, baselines.Gate(tolerance=0.0, update_command="pytest --update-baselines", file=BASELINES)
+    )
     assert [(c.name, c.passed) for c in checks] == [("baseline_val_accuracy", True), ("baseline_test_accuracy", True)]
 
 
 def test_changed_trainable_parameter_count_always_fails(spec_pytester: pytest.Pytester) -> None:
     spec_pytester.makepyfile(**{"specs/tiny": spec_file(experiment_text("resized", extra="tolerance=1.0,\n"))})
-    write_baselines(spec_pytester, {"resized": recorded_entry(
-        val_accuracy=0.0, trainable_params={"feature_extraction": HEAD_PARAMS + 1})})
+    write_baselines(
+        spec_pytester,
+        {"resized": recorded_entry(val_accuracy=0.0, trainable_params={"feature_extraction": HEAD_PARAMS + 1})},
+    )
     result = spec_pytester.runpytest_inprocess("--tolerance", "1")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "  baseline_trainable_params: obtained different counts, expected the recorded trainable-parameter counts",
-        f"      feature_extraction: baseline {HEAD_PARAMS + 1}, obtained {HEAD_PARAMS}",
-        "      To accept the new values, run: pytest 'specs/tiny.py::resized' --update-baselines",
-    ], consecutive=True)
+    result.stdout.fnmatch_lines(
+        [
+            "  baseline_trainable_params: obtained different counts, expected the recorded trainable-parameter counts",
+            f"      feature_extraction: baseline {HEAD_PARAMS + 1}, obtained {HEAD_PARAMS}",
+            f"      To accept the new values into {BASELINES}, run: pytest 'specs/tiny.py::resized' --update-baselines",
+        ],
+        consecutive=True,
+    )
 
 
 def test_improvement_passes_and_shows_a_positive_delta(spec_pytester: pytest.Pytester) -> None:
@@ -172,11 +221,13 @@ def test_improvement_passes_and_shows_a_positive_delta(spec_pytester: pytest.Pyt
     before = snapshot(path)
     result = spec_pytester.runpytest_inprocess("--tolerance", "0")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        "*= harness summary =*",
-        "experiment *baseline*delta*",
-        "improved *0.500 (val)  +0.[45]* PASSED",  # baseline 0.5 (validation accuracy), delta +0.4xx or +0.500
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= harness summary =*",
+            "experiment *baseline*delta*",
+            "improved *0.500 (val)  +0.[45]* PASSED",  # baseline 0.5 (validation accuracy), delta +0.4xx or +0.500
+        ]
+    )
     assert snapshot(path) == before
 
 
@@ -184,34 +235,88 @@ def test_experiment_without_baseline_passes_with_a_warning(spec_pytester: pytest
     spec_pytester.makepyfile(**{"specs/tiny": spec_file(experiment_text("unrecorded"))})
     result = spec_pytester.runpytest_inprocess()
     result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines([
-        "*PytestWarning: unrecorded: no baseline recorded in baselines.json; the regression gate is off for it. "
-        "Record one with: pytest 'specs/tiny.py::unrecorded' --update-baselines",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            (
+                f"*PytestWarning: unrecorded: no baseline recorded in {BASELINES}; the regression gate is off for it. "
+                "Record one with: pytest 'specs/tiny.py::unrecorded' --update-baselines"
+            ),
+        ]
+    )
     assert not (spec_pytester.path / BASELINES).exists()  # and no file appears
 
 
 def test_beats_compares_with_the_recorded_baseline_of_an_unselected_experiment(spec_pytester: pytest.Pytester) -> None:
-    spec_pytester.makepyfile(**{"specs/tiny": spec_file(
-        experiment_text("reference", phases=ONE_EPOCH),
-        experiment_text("challenger", expect='beats("reference", margin=0.9, metric="val_accuracy")'),
-    )})
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(
+                experiment_text("reference", phases=ONE_EPOCH),
+                experiment_text("challenger", expect='beats("reference", margin=0.9, metric="val_accuracy")'),
+            )
+        }
+    )
     write_baselines(spec_pytester, {"reference": recorded_entry(val_accuracy=0.25)})
     result = spec_pytester.runpytest_inprocess("-k", "challenger")
     result.assert_outcomes(failed=1, deselected=1)
-    result.stdout.fnmatch_lines([
-        "  beats(reference): obtained * vs 0.2500 from the baseline (margin +0.*), "
-        "expected val_accuracy >= reference's + 0.900",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "  beats(reference): obtained * vs 0.2500 from the baseline (margin +0.*), "
+                "expected val_accuracy >= reference's + 0.900"
+            ),
+        ]
+    )
     result.stdout.no_fnmatch_line("*[[]harness[]] reference *")  # it did not train
+
+
+def test_cache_dir_with_a_space_keeps_the_baselines_in_a_project_without_ini_file(
+    spec_pytester: pytest.Pytester,
+) -> None:
+    """pytest takes `--cache-dir DIR`'s value for a path argument when it picks its rootdir (the harness's
+    options are not known yet then), which moves the rootdir above the project; the harness's own root
+    does not move, so the warning's command records the baseline where the next run reads it."""
+    spec_pytester.makepyfile(**{"specs/tiny": spec_file(experiment_text("tiny", phases=ONE_EPOCH, expect=""))})
+    cache = spec_pytester.path.parent / f"{spec_pytester.path.name}-cache"  # outside the project
+    cache.mkdir()
+    assert not any(
+        (spec_pytester.path / name).exists() for name in ("pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini")
+    )
+
+    result = spec_pytester.runpytest_inprocess("--cache-dir", str(cache))
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines([f"rootdir: {spec_pytester.path.parent}"])  # pytest's own rootdir moved
+    result.stdout.fnmatch_lines(
+        [
+            (
+                f"*no baseline recorded in {BASELINES}; the regression gate is off for it. "
+                "Record one with: pytest 'specs/tiny.py::tiny' --update-baselines"
+            ),
+        ]
+    )
+
+    result = spec_pytester.runpytest_inprocess("specs/tiny.py::tiny", "--update-baselines", "--cache-dir", str(cache))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"harness: baselines of 1 experiments recorded in {BASELINES}"])
+    assert not (spec_pytester.path.parent / BASELINES).exists()
+    assert read_entries(spec_pytester)["tiny"]["spec"] == "specs/tiny.py"
+
+    result = spec_pytester.runpytest_inprocess("--cache-dir", str(cache))  # the gate now reads it
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["tiny *(val)  +0.000 * PASSED"])
 
 
 # --------------------------------------------------------------------------- updating
 
 
 def test_update_with_k_rewrites_only_the_selected_entries(spec_pytester: pytest.Pytester) -> None:
-    spec_pytester.makepyfile(**{"specs/tiny": spec_file(
-        experiment_text("alpha", phases=ONE_EPOCH, expect=""), experiment_text("beta", phases=ONE_EPOCH, expect=""))})
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(
+                experiment_text("alpha", phases=ONE_EPOCH, expect=""),
+                experiment_text("beta", phases=ONE_EPOCH, expect=""),
+            )
+        }
+    )
     stale = recorded_entry(val_accuracy=0.123, val_loss=9.0)
     old = write_baselines(spec_pytester, {"alpha": stale, "beta": stale}).read_text()
 
@@ -227,23 +332,31 @@ def test_update_with_k_rewrites_only_the_selected_entries(spec_pytester: pytest.
 
 
 def test_update_adds_new_and_removes_stale_entries_of_the_collected_files(spec_pytester: pytest.Pytester) -> None:
-    spec_pytester.makepyfile(**{
-        "specs/tiny": spec_file(experiment_text("added", phases=ONE_EPOCH, expect="")),
-        "specs/other": spec_file(experiment_text("elsewhere", phases=ONE_EPOCH, expect="")),
-    })
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(experiment_text("added", phases=ONE_EPOCH, expect="")),
+            "specs/other": spec_file(experiment_text("elsewhere", phases=ONE_EPOCH, expect="")),
+        }
+    )
     elsewhere = recorded_entry(spec="specs/other.py")
-    write_baselines(spec_pytester, {
-        "removed": recorded_entry(),  # declared in specs/tiny.py no more
-        "elsewhere": elsewhere,  # in a spec file this run does not collect
-        "deleted": recorded_entry(spec="specs/deleted.py"),  # its spec file is gone
-    })
+    write_baselines(
+        spec_pytester,
+        {
+            "removed": recorded_entry(),  # declared in specs/tiny.py no more
+            "elsewhere": elsewhere,  # in a spec file this run does not collect
+            "deleted": recorded_entry(spec="specs/deleted.py"),  # its spec file is gone
+        },
+    )
     result = spec_pytester.runpytest_inprocess("specs/tiny.py", "--update-baselines")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        "harness: baselines of 1 experiments recorded in *baselines.json",
-        "harness: stale baseline removed: deleted",
-        "harness: stale baseline removed: removed",
-    ], consecutive=True)
+    result.stdout.fnmatch_lines(
+        [
+            f"harness: baselines of 1 experiments recorded in {BASELINES}",
+            f"harness: stale baseline removed from {BASELINES}: deleted",
+            f"harness: stale baseline removed from {BASELINES}: removed",
+        ],
+        consecutive=True,
+    )
     entries = read_entries(spec_pytester)
     assert list(entries) == ["added", "elsewhere"]
     assert entries["elsewhere"] == elsewhere
@@ -252,12 +365,16 @@ def test_update_adds_new_and_removes_stale_entries_of_the_collected_files(spec_p
 def test_interrupted_update_leaves_the_file_as_it_was(spec_pytester: pytest.Pytester) -> None:
     """Ctrl-C during the second experiment: the first one's new baseline is not written."""
     spec_pytester.makeconftest(
-        "def pytest_runtest_call(item):\n"
-        "    if item.name == 'second':\n"
-        "        raise KeyboardInterrupt\n"
+        "def pytest_runtest_call(item):\n    if item.name == 'second':\n        raise KeyboardInterrupt\n"
     )
-    spec_pytester.makepyfile(**{"specs/tiny": spec_file(
-        experiment_text("first", phases=ONE_EPOCH, expect=""), experiment_text("second", phases=ONE_EPOCH, expect=""))})
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(
+                experiment_text("first", phases=ONE_EPOCH, expect=""),
+                experiment_text("second", phases=ONE_EPOCH, expect=""),
+            )
+        }
+    )
     path = write_baselines(spec_pytester, {"first": recorded_entry(val_accuracy=0.123), "gone": recorded_entry()})
     before = snapshot(path)
 
@@ -266,7 +383,9 @@ def test_interrupted_update_leaves_the_file_as_it_was(spec_pytester: pytest.Pyte
     result.stdout.no_fnmatch_line("harness: *")
     assert snapshot(path) == before
     assert sorted(p.name for p in (spec_pytester.path / "specs").iterdir() if p.name != "__pycache__") == [
-        "baselines.json", "tiny.py"]  # no temporary file either
+        "baselines.json",
+        "tiny.py",
+    ]  # no temporary file either
 
 
 # --------------------------------------------------------------------------- the option
@@ -276,9 +395,11 @@ def test_interrupted_update_leaves_the_file_as_it_was(spec_pytester: pytest.Pyte
 def test_tolerance_outside_zero_one_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
     result = pytester.runpytest_inprocess("--tolerance", value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        f"ERROR: --tolerance must be an accuracy drop in [[]0, 1[]], such as 0.02. Received: {float(value)}",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --tolerance must be an accuracy drop in [[]0, 1[]], such as 0.02. Received: {float(value)}",
+        ]
+    )
 
 
 def test_unreadable_baseline_file_fails_each_experiment_plainly(spec_pytester: pytest.Pytester) -> None:
@@ -288,10 +409,14 @@ def test_unreadable_baseline_file_fails_each_experiment_plainly(spec_pytester: p
     before = snapshot(path)
     result = spec_pytester.runpytest_inprocess("--update-baselines")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"The baseline file {path} cannot be read (Expecting value: line 1 column 26 (char 25)). Fix it by hand or "
-        "delete it and record new baselines with --update-baselines.",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            (
+                f"The baseline file {path} cannot be read (Expecting value: line 1 column 26 (char 25)). Fix it by hand or "
+                "delete it and record new baselines with --update-baselines."
+            ),
+        ]
+    )
     result.stdout.no_fnmatch_line("*Traceback*")
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     result.stdout.no_fnmatch_line("*[[]harness[]] tiny *")  # it failed before training

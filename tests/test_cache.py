@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_specs import experiment_text, spec_file
 
 from harness import cache as cache_module
 from harness.cache import FeatureCache, make_key, weights_digest
-from tiny_specs import experiment_text, spec_file
 
 ARRAYS = {"train": np.arange(24, dtype=np.float32).reshape(6, 4), "train_checksums": np.array([1.5, 2.5])}
 METADATA = {"experiment": "tiny", "output": "features"}
-# What the engine keys its entries on (see `harness.engine._PhaseRunner._cached_inputs`).
+# What the engine keys its entries on (see `harness.cached_inputs.CachedInputs._key`).
 KEY_PARTS = {
     "backbone": "tiny",
     "weights": "0" * 64,
@@ -207,7 +207,7 @@ CACHED_SPEC = spec_file(experiment_text("tiny", data="make_data, cache_key='tiny
 
 def phase_cache(path: Path) -> str:
     (phase,) = json.loads(path.read_text())["experiments"]["tiny"]["phases"]
-    assert phase["path"] == "features"
+    assert phase["training_path"] == "features"
     return phase["cache"]
 
 
@@ -233,7 +233,9 @@ def test_clear_harness_cache_empties_the_cache_before_the_run(spec_pytester: pyt
     FeatureCache(features).put("stale", ARRAYS, metadata=METADATA)
     FeatureCache(features).put("older", ARRAYS, metadata=METADATA)
 
-    result = spec_pytester.runpytest_inprocess("--cache-dir", "cache", "--clear-harness-cache", "--metrics-json", "m.json")
+    result = spec_pytester.runpytest_inprocess(
+        "--cache-dir", "cache", "--clear-harness-cache", "--metrics-json", "m.json"
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["harness: removed 2 cached feature files"])
     assert phase_cache(spec_pytester.path / "m.json") == "miss"

@@ -13,6 +13,8 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 from harness.data import loading  # noqa: E402
 
+pytestmark = pytest.mark.slow  # loads through tf.data; two tests train
+
 
 def test_tfds_by_name_with_the_download_faked_and_gray_expanded_to_rgb():
     # The real `tfds.load(name)` path, with TFDS's own mock standing in for download and preparation.
@@ -26,25 +28,34 @@ def test_tfds_by_name_with_the_download_faked_and_gray_expanded_to_rgb():
     assert image.shape == (32, 32, 3) and image.dtype == tf.float32
     assert label.dtype == tf.int32
     assert np.array_equal(image[..., 0], image[..., 2])  # gray copied to three channels
-    assert 0 <= float(tf.reduce_min(image)) and float(tf.reduce_max(image)) <= 255
+    assert float(tf.reduce_min(image)) >= 0 and float(tf.reduce_max(image)) <= 255
 
 
 @pytest.fixture(scope="module")
 def elpv_fake_dir(tmp_path_factory):
     """The shipped ELPV builder prepared from the tiny fake files (19 train, 5 validation, 8 test)."""
-    import harness.data.datasets.elpv  # noqa: F401  (registers "elpv")
     from pathlib import Path
+
+    import harness.data.datasets.elpv  # noqa: F401  (registers "elpv")
 
     data_dir = tmp_path_factory.mktemp("tfds")
     manual = Path(__file__).parent / "fake_data" / "elpv"
     tfds.builder("elpv", data_dir=str(data_dir)).download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual))
+    )
     return str(data_dir)
 
 
 def test_tfds_split_slicing_on_the_shipped_builder(elpv_fake_dir):
-    dataset = spec.tfds_dataset("elpv", image_size=24, label_key="label", data_dir=elpv_fake_dir,
-                                train_split="train[:50%]+test", validation_split="train[50%:]", test_split="validation")
+    dataset = spec.tfds_dataset(
+        "elpv",
+        image_size=24,
+        label_key="label",
+        data_dir=elpv_fake_dir,
+        train_split="train[:50%]+test",
+        validation_split="train[50%:]",
+        test_split="validation",
+    )
     data = loading.load(dataset)
     assert data.sizes == {"train": 10 + 8, "validation": 9, "test": 5}
     assert data.num_classes == 4
@@ -83,8 +94,9 @@ def test_image_folder_mixed_modes_and_sizes_resized_to_rgb(tmp_path):
 
 def test_arrays_from_a_callable_count_classes_and_reject_bad_shapes():
     x = np.zeros((6, 8, 8), dtype=np.float32)  # gray, no channel axis
-    data = loading.load(spec.arrays(lambda: {"train": (x, np.array([0, 1, 2, 0, 1, 2])), "validation": (x[:2], [0, 2])},
-                                    image_size=8))
+    data = loading.load(
+        spec.arrays(lambda: {"train": (x, np.array([0, 1, 2, 0, 1, 2])), "validation": (x[:2], [0, 2])}, image_size=8)
+    )
     assert data.num_classes == 3
     assert next(iter(data.train))[0].shape == (8, 8, 3)
     with pytest.raises(loading.DataError, match="must be \\(images"):
@@ -101,8 +113,9 @@ def _small_backbone(input_shape):
     return keras.Model(inputs, x, name="small")
 
 
-@pytest.mark.parametrize(("augmentation", "views"), [((), ()), ((spec.dihedral(turns=False),), (4,))],
-                         ids=["no-views", "dihedral"])
+@pytest.mark.parametrize(
+    ("augmentation", "views"), [((), ()), ((spec.dihedral(turns=False),), (4,))], ids=["no-views", "dihedral"]
+)
 def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_path, augmentation, views):
     """Every split goes through the cache in one pass; a second run reads it back, same figures.
 
@@ -113,15 +126,25 @@ def test_cached_phases_on_a_tfds_data_set_with_a_test_split(elpv_fake_dir, tmp_p
 
     experiment = spec.experiment(
         name="small_elpv",
-        dataset=spec.tfds_dataset("elpv", image_size=16, label_key="defective", data_dir=elpv_fake_dir, test_split="test"),
+        dataset=spec.tfds_dataset(
+            "elpv", image_size=16, label_key="defective", data_dir=elpv_fake_dir, test_split="test"
+        ),
         backbone=spec.custom_backbone("small", _small_backbone),
-        phases=[spec.feature_extraction(epochs=1),
-                spec.fine_tune(unfreeze_from="block_2_", epochs=1, augmentation=augmentation)],
+        phases=[
+            spec.feature_extraction(epochs=1),
+            spec.fine_tune(unfreeze_from="block_2_", epochs=1, augmentation=augmentation),
+        ],
     )
     cache = FeatureCache(tmp_path / "features")
-    cold, warm = (engine.run(experiment, engine.RunOptions(cache=cache)) for _ in range(2))
-    assert [(p.path, p.cache) for p in cold.phases] == [("features", "miss"), ("activations@block_2_conv", "miss")]
-    assert [(p.path, p.cache) for p in warm.phases] == [("features", "hit"), ("activations@block_2_conv", "hit")]
+    cold, warm = (engine.run(experiment, engine.RunOptions(cache=cache)).result for _ in range(2))
+    assert [(p.training_path, p.cache) for p in cold.phases] == [
+        ("features", "miss"),
+        ("activations@block_2_conv", "miss"),
+    ]
+    assert [(p.training_path, p.cache) for p in warm.phases] == [
+        ("features", "hit"),
+        ("activations@block_2_conv", "hit"),
+    ]
     assert [p.frozen_pass for p in cold.phases] == ["litert", "litert"]
     assert [p.frozen_pass for p in warm.phases] == [None, None]  # read back: no pass ran
     # The head's global pooling runs once with the frozen backbone: 4 numbers per image are kept
@@ -140,8 +163,10 @@ def test_the_frozen_runtime_keys_the_cache(tmp_path):
     from harness import engine
     from harness.cache import FeatureCache
 
-    data = {"train": (np.full((8, 12, 12, 3), 50, "float32"), np.arange(8) % 2),
-            "validation": (np.full((4, 12, 12, 3), 80, "float32"), np.arange(4) % 2)}
+    data = {
+        "train": (np.full((8, 12, 12, 3), 50, "float32"), np.arange(8) % 2),
+        "validation": (np.full((4, 12, 12, 3), 80, "float32"), np.arange(4) % 2),
+    }
     experiment = spec.experiment(
         name="runtimes",
         dataset=spec.arrays(data, image_size=12, cache_key="constant-images"),
@@ -149,8 +174,96 @@ def test_the_frozen_runtime_keys_the_cache(tmp_path):
         phases=[spec.feature_extraction(epochs=1)],
     )
     cache = FeatureCache(tmp_path / "features")
-    runs = [engine.run(experiment, engine.RunOptions(cache=cache, frozen_runtime=runtime))
-            for runtime in ("litert", "keras", "keras")]
+    runs = [
+        engine.run(experiment, engine.RunOptions(cache=cache, frozen_runtime=runtime)).result
+        for runtime in ("litert", "keras", "keras")
+    ]
     assert [(run.phases[0].cache, run.phases[0].frozen_pass) for run in runs] == [
-        ("miss", "litert"), ("miss", "keras"), ("hit", None)]
+        ("miss", "litert"),
+        ("miss", "keras"),
+        ("hit", None),
+    ]
     assert len(cache.entries()) == 2
+
+
+# --------------------------------------------------------------------------- keys, held-out fractions, data checks
+
+
+def test_tfds_keys_default_to_the_builders_supervised_keys(elpv_fake_dir):
+    """ELPV declares supervised_keys=("image", "defective"): the binary label, unless the spec names another."""
+    data = loading.load(spec.tfds_dataset("elpv", image_size=16, data_dir=elpv_fake_dir, test_split="test"))
+    assert (data.dataset.image_key, data.dataset.label_key) == ("image", "defective")
+    assert data.num_classes == 2
+    assert data.dataset.identity == {"kind": "tfds", "name": "elpv", "image_key": "image", "data_dir": elpv_fake_dir}
+    assert loading.describe(data.dataset) == "TFDS data set 'elpv' (label 'defective')"
+    named = loading.load(spec.tfds_dataset("elpv", image_size=16, data_dir=elpv_fake_dir, label_key="label"))
+    assert (named.dataset.label_key, named.num_classes) == ("label", 4)
+
+
+def test_tfds_validation_fraction_holds_out_part_of_the_training_split(elpv_fake_dir):
+    data = loading.load(spec.tfds_dataset("elpv", image_size=16, data_dir=elpv_fake_dir, validation_split=0.2))
+    assert data.sizes == {"train": 15, "validation": 4}  # TFDS's rounding of 80% / 20% of 19 examples
+
+
+def _arrays(train_x, validation_x, test_x=None, *, labels=(0, 1)):
+    def split(x):
+        return x, np.resize(np.array(labels), len(x))
+
+    splits = {"train": split(train_x), "validation": split(validation_x)}
+    if test_x is not None:
+        splits["test"] = split(test_x)
+    return lambda: splits
+
+
+def _experiment(data, **overrides):
+    from harness.data.checks import check_data
+
+    arguments = {
+        "name": "checked",
+        "dataset": spec.arrays(data, image_size=8),
+        "backbone": spec.custom_backbone("small", _small_backbone),
+        "phases": [spec.feature_extraction(epochs=1)],
+    }
+    experiment = spec.experiment(**{**arguments, **overrides})
+    loaded = loading.load(experiment.dataset)
+    return lambda: check_data(experiment, loaded)
+
+
+def test_examples_shared_by_two_splits_are_an_error_before_training():
+    rng = np.random.default_rng(0)
+    train = rng.uniform(0, 255, (10, 8, 8, 3)).astype("float32")
+    validation = rng.uniform(0, 255, (6, 8, 8, 3)).astype("float32")
+    validation[[1, 4]] = train[[7, 2]]
+    check = _experiment(_arrays(train, validation))
+    with pytest.raises(loading.DataError) as excinfo:
+        check()
+    assert str(excinfo.value) == (
+        "The train and validation splits of in-memory arrays share 2 examples (identical images): train #7 = "
+        "validation #1, train #2 = validation #4. Held-out data must be held out: declare disjoint splits or remove "
+        "the duplicates from the data."
+    )
+    _experiment(_arrays(train, validation[[0, 2, 3, 5]]))()  # disjoint: no error
+
+
+def test_a_test_accuracy_floor_without_test_data_is_an_error_before_training():
+    x = np.arange(4 * 8 * 8 * 3, dtype="float32").reshape(4, 8, 8, 3) % 255
+    check = _experiment(_arrays(x[:2], x[2:]), expect=[spec.min_test_accuracy(0.5)])
+    with pytest.raises(
+        loading.DataError,
+        match=r"^in-memory arrays has no test split, but an expectation of "
+        r"'checked' reads test accuracy \(min_test_accuracy or beats\)",
+    ):
+        check()
+
+
+def test_class_weight_keys_that_are_not_classes_are_an_error_before_training():
+    x = np.arange(4 * 8 * 8 * 3, dtype="float32").reshape(4, 8, 8, 3) % 255
+    check = _experiment(
+        _arrays(x[:2], x[2:]), phases=[spec.feature_extraction(epochs=1, class_weight={0: 1.0, 5: 2.0})]
+    )
+    with pytest.raises(loading.DataError) as excinfo:
+        check()
+    assert str(excinfo.value) == (
+        "`feature_extraction.class_weight` must name classes of in-memory arrays (0 to 1). "
+        "Received: class_weight={0: 1.0, 5: 2.0}"
+    )

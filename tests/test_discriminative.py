@@ -4,46 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tiny_models import make_data, tiny_backbone
 
 from harness import spec
 
 pytest.importorskip("tensorflow")
 
-from harness import engine  # noqa: E402  (imports TensorFlow)
+from harness import engine  # imports TensorFlow
 
-
-def _data():
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        labels = rng.integers(0, 2, n)
-        images = rng.uniform(0, 128, (n, 16, 16, 3)).astype("float32")
-        images[labels == 1] += 127.0
-        return images, labels
-
-    return {"train": split(64), "validation": split(32)}
-
-
-def _backbone(input_shape):
-    import keras
-
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Rescaling(1 / 12.75, offset=-10.0, name="preprocess")(inputs)
-    x = keras.layers.Conv2D(4, 3, name="block_1_conv")(x)
-    x = keras.layers.ReLU(name="block_1_relu")(x)
-    x = keras.layers.Conv2D(4, 3, name="block_2_conv")(x)
-    x = keras.layers.ReLU(name="block_2_relu")(x)
-    return keras.Model(inputs, x, name="tiny")
+pytestmark = pytest.mark.slow  # trains a tiny model on both paths
 
 
 def _deltas(backbone_learning_rate, feature_cache=True):
     experiment = spec.experiment(
         name="two_rates",
-        dataset=spec.arrays(_data, image_size=16),
-        backbone=spec.custom_backbone("tiny", _backbone),
+        dataset=spec.arrays(make_data, image_size=16),
+        backbone=spec.custom_backbone("tiny", tiny_backbone),
         head=spec.classifier_head(dropout_rate=0.0),
-        phases=[spec.fine_tune(unfreeze_from="block_2_", epochs=2, learning_rate=1e-2,
-                               backbone_learning_rate=backbone_learning_rate, batch_size=16)],
+        phases=[
+            spec.fine_tune(
+                unfreeze_from="block_2_",
+                epochs=2,
+                learning_rate=1e-2,
+                backbone_learning_rate=backbone_learning_rate,
+                batch_size=16,
+            )
+        ],
     )
     captured = {}
     original = engine._PhaseRunner.run
@@ -52,13 +38,15 @@ def _deltas(backbone_learning_rate, feature_cache=True):
         captured["before"] = {v.path: v.numpy().copy() for v in self.built.model.weights}
         result = original(self, phase)
         captured["after"] = {v.path: v.numpy() for v in self.built.model.weights}
-        captured["path"] = result.path
+        captured["path"] = result.training_path
         return result
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine._PhaseRunner, "run", run)
         engine.run(experiment, engine.RunOptions(feature_cache=feature_cache))
-    deltas = {path: float(np.max(np.abs(captured["after"][path] - before))) for path, before in captured["before"].items()}
+    deltas = {
+        path: float(np.max(np.abs(captured["after"][path] - before))) for path, before in captured["before"].items()
+    }
     backbone = max(d for p, d in deltas.items() if "block_2_conv" in p)
     head = max(d for p, d in deltas.items() if "predictions" in p)
     return backbone, head, captured["path"]

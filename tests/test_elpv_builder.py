@@ -9,22 +9,25 @@ from __future__ import annotations
 import collections
 import random
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-import tensorflow_datasets as tfds
 
-from harness.data.datasets import elpv
-from harness.data.datasets.elpv import Elpv, ElpvRecord
+tfds = pytest.importorskip("tensorflow_datasets")
+
+from harness.data.datasets import elpv  # noqa: E402  (imports TFDS)
+from harness.data.datasets.elpv import Elpv, ElpvRecord  # noqa: E402
 
 FAKE_DIR = Path(__file__).parent / "fake_data" / "elpv"
 
 
+@pytest.mark.slow  # prepares the data set with TensorFlow
 class ElpvBuilderTest(tfds.testing.DatasetBuilderTestCase):
     """TFDS's own builder checks: registration, info, preparation, counts, disjoint splits."""
 
     DATASET_CLASS = Elpv
     EXAMPLE_DIR = str(FAKE_DIR)
-    SPLITS = {"train": 19, "validation": 5, "test": 8}
+    SPLITS: ClassVar[dict[str, int]] = {"train": 19, "validation": 5, "test": 8}
 
 
 def _fake_records() -> list[ElpvRecord]:

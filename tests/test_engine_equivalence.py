@@ -14,14 +14,17 @@ Likewise a backbone Dropout that dropped on one path only (the backbone runs in 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
-from harness import engine, spec
+from harness import checks, engine, planning, spec
 from harness import model as model_lib
 from harness.results import ExperimentResult
+
+pytestmark = pytest.mark.slow  # every test trains a tiny model, most of them twice
 
 MOVING_MEAN, MOVING_VARIANCE = -0.5, 0.25
 # The cut tensor of the tiny backbone is computed in batches of 64 on the cached path and of
@@ -114,7 +117,7 @@ def tiny_experiment(*phases: spec.Phase, build: Callable[..., Any] = tiny_backbo
 
 @pytest.fixture
 def train(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[ExperimentResult, Weights]]:
-    """`train(experiment, **run_options)`: runs it; returns the result and every final weight by path."""
+    """`train(experiment, **run_options)`: runs it and its checks; returns the result and every final weight by path."""
     built: list[model_lib.Built] = []
     load = model_lib.load
 
@@ -125,8 +128,10 @@ def train(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[ExperimentResu
     monkeypatch.setattr(model_lib, "load", keep)
 
     def run(experiment: spec.Experiment, **options: Any) -> tuple[ExperimentResult, Weights]:
-        result = engine.run(experiment, engine.RunOptions(**options))
-        return result, {v.path: np.array(v.numpy(), copy=True) for v in built[-1].model.weights}
+        run = engine.run(experiment, engine.RunOptions(**options))
+        assert run.result.checks == []  # the engine evaluates nothing: the checks stage does
+        checks.evaluate(experiment, run, results={}, recorded={}, gate=None)
+        return run.result, {v.path: np.array(v.numpy(), copy=True) for v in built[-1].model.weights}
 
     return run
 
@@ -161,8 +166,8 @@ def check_both_paths(cached: ExperimentResult, full: ExperimentResult) -> None:
     assert [p.test_accuracy for p in cached.phases] == [p.test_accuracy for p in full.phases]
     assert [p.test_accuracy is not None for p in cached.phases] == [False] * (len(cached.phases) - 1) + [True]
     for phase in full.phases:
-        assert (phase.path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
-        assert phase.path_reason == "feature caching disabled (--no-feature-cache)"
+        assert (phase.training_path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
+        assert phase.training_path_reason == "feature caching disabled (--no-feature-cache)"
 
 
 def test_features_path_trains_the_head_as_the_full_network_does(train) -> None:
@@ -171,7 +176,7 @@ def test_features_path_trains_the_head_as_the_full_network_does(train) -> None:
     full, full_weights = train(experiment, feature_cache=False)
 
     (phase,) = cached.phases
-    assert (phase.path, phase.path_reason) == ("features", "the whole backbone is frozen")
+    assert (phase.training_path, phase.training_path_reason) == ("features", "the whole backbone is frozen")
     check_both_paths(cached, full)
     assert_same_weights(cached_weights, full_weights)
     assert_frozen_batchnorm_untouched(cached_weights)
@@ -195,7 +200,7 @@ def test_activations_path_fine_tunes_as_the_full_network_does(train) -> None:
     cached, cached_weights = train(experiment)
     full, full_weights = train(experiment, feature_cache=False)
 
-    assert [(p.path, p.path_reason) for p in cached.phases] == [
+    assert [(p.training_path, p.training_path_reason) for p in cached.phases] == [
         ("features", "the whole backbone is frozen"),
         ("activations@block_2_conv", "layers below 'block_2_conv' are frozen"),
     ]
@@ -222,27 +227,36 @@ def test_a_test_expectation_on_an_earlier_phase_scores_the_test_split_after_it(t
 
 
 def test_augmentation_trains_on_the_full_network(train) -> None:
-    experiment = tiny_experiment(spec.feature_extraction(epochs=1, batch_size=16, augmentation=[spec.augment("RandomFlip")]))
+    experiment = tiny_experiment(
+        spec.feature_extraction(epochs=1, batch_size=16, augmentation=[spec.augment("RandomFlip")])
+    )
     result, _ = train(experiment)
     (phase,) = result.phases
-    assert (phase.path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
-    assert phase.path_reason == "augment(...) layers change the backbone's input every epoch"
+    assert (phase.training_path, phase.cache, phase.cached_val_accuracy) == ("full", "none", None)
+    assert phase.training_path_reason == "augment(...) layers change the backbone's input every epoch"
 
 
 def test_dihedral_views_train_on_cached_inputs_as_the_full_network_does(train) -> None:
     """Both paths take the same draw of views; the cached one picks the cached output of each view."""
     experiment = tiny_experiment(
         spec.feature_extraction(epochs=2, learning_rate=5e-2, batch_size=16, augmentation=[spec.dihedral()]),
-        spec.fine_tune(unfreeze_from="block_2_", epochs=2, learning_rate=1e-2, batch_size=16,
-                       augmentation=[spec.dihedral(turns=False)]),
+        spec.fine_tune(
+            unfreeze_from="block_2_",
+            epochs=2,
+            learning_rate=1e-2,
+            batch_size=16,
+            augmentation=[spec.dihedral(turns=False)],
+        ),
     )
     cached, cached_weights = train(experiment)
     full, full_weights = train(experiment, feature_cache=False)
 
-    assert [(p.path, p.path_reason) for p in cached.phases] == [
+    assert [(p.training_path, p.training_path_reason) for p in cached.phases] == [
         ("features", "the whole backbone is frozen; the training images are cached in 8 dihedral views"),
-        ("activations@block_2_conv", "layers below 'block_2_conv' are frozen; the training images are cached in 4 "
-                                     "dihedral views"),
+        (
+            "activations@block_2_conv",
+            ("layers below 'block_2_conv' are frozen; the training images are cached in 4 dihedral views"),
+        ),
     ]
     check_both_paths(cached, full)
     assert_same_weights(cached_weights, full_weights)
@@ -251,8 +265,10 @@ def test_dihedral_views_train_on_cached_inputs_as_the_full_network_does(train) -
 
 def test_dihedral_views_change_what_is_trained(train) -> None:
     """Against the same phases without views: the views reach training (the tiny backbone is not symmetric)."""
-    phases = lambda *augmentation: spec.feature_extraction(epochs=2, learning_rate=5e-2, batch_size=16,  # noqa: E731
-                                                           augmentation=augmentation)
+
+    def phases(*augmentation: spec.Augmentation) -> spec.Phase:
+        return spec.feature_extraction(epochs=2, learning_rate=5e-2, batch_size=16, augmentation=augmentation)
+
     _, plain = train(tiny_experiment(phases()))
     _, viewed = train(tiny_experiment(phases(spec.dihedral())))
     (kernel,) = [path for path in plain if path.endswith("predictions/kernel")]
@@ -281,15 +297,22 @@ def test_boundary_inside_a_residual_block_trains_on_the_full_network(train) -> N
     """At the block's start one tensor crosses the boundary; inside it the shortcut crosses too."""
     experiment = tiny_experiment(
         spec.fine_tune(name="from_block", unfreeze_from="block_2_", epochs=1, learning_rate=1e-2, batch_size=16),
-        spec.fine_tune(name="inside_block", unfreeze_from="block_2_project", epochs=1, learning_rate=1e-2, batch_size=16),
+        spec.fine_tune(
+            name="inside_block", unfreeze_from="block_2_project", epochs=1, learning_rate=1e-2, batch_size=16
+        ),
         build=residual_backbone,
     )
     result, weights = train(experiment)
     from_block, inside_block = result.phases
-    assert (from_block.path, from_block.path_reason) == (
-        "activations@block_2_expand_conv", "layers below 'block_2_expand_conv' are frozen")
-    assert (inside_block.path, inside_block.cache) == ("full", "none")
-    assert inside_block.path_reason == "more than one tensor crosses into 'block_2_project'; no single cut to cache at"
+    assert (from_block.training_path, from_block.training_path_reason) == (
+        "activations@block_2_expand_conv",
+        "layers below 'block_2_expand_conv' are frozen",
+    )
+    assert (inside_block.training_path, inside_block.cache) == ("full", "none")
+    assert (
+        inside_block.training_path_reason
+        == "more than one tensor crosses into 'block_2_project'; no single cut to cache at"
+    )
     assert [(c.name, c.phase) for c in result.checks if not c.passed] == []
     assert_frozen_batchnorm_untouched(weights)
 
@@ -302,9 +325,14 @@ def test_frozen_dropout_rules_out_caching_when_the_backbone_follows_the_training
         build=dropout_backbone,
     )
     result, _ = train(experiment)
-    assert [(p.path, p.path_reason) for p in result.phases] == [
-        ("full", "frozen layers are random in training mode (dropout, noise) and train_batchnorm makes the "
-                 "backbone follow it"),
+    assert [(p.training_path, p.training_path_reason) for p in result.phases] == [
+        (
+            "full",
+            (
+                "frozen layers are random in training mode (dropout, noise) and train_batchnorm makes the "
+                "backbone follow it"
+            ),
+        ),
     ] * 2
 
 
@@ -312,7 +340,12 @@ def test_random_layers_are_recognised() -> None:
     import keras
     from keras.src.applications.convnext import StochasticDepth
 
-    random = [keras.layers.Dropout(0.1), keras.layers.SpatialDropout2D(0.1), keras.layers.GaussianNoise(0.1),
-              keras.layers.RandomFlip(), StochasticDepth(0.1)]
+    random = [
+        keras.layers.Dropout(0.1),
+        keras.layers.SpatialDropout2D(0.1),
+        keras.layers.GaussianNoise(0.1),
+        keras.layers.RandomFlip(),
+        StochasticDepth(0.1),
+    ]
     deterministic = [keras.layers.Conv2D(1, 1), keras.layers.BatchNormalization(), keras.layers.ReLU()]
-    assert [engine._is_random(layer) for layer in random + deterministic] == [True] * 5 + [False] * 3
+    assert [planning.is_random(layer) for layer in random + deterministic] == [True] * 5 + [False] * 3

@@ -21,7 +21,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import assume, example, given, settings, strategies as st
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 
 from harness import freezing
 from harness.freezing import (
@@ -75,10 +76,10 @@ def documented_slice(layers, rule) -> list[LayerInfo]:
     if isinstance(rule, UnfreezeAll):
         return layers
     if isinstance(rule, UnfreezeFromIndex):
-        return layers[rule.index:] if -n <= rule.index < n else []
+        return layers[rule.index :] if -n <= rule.index < n else []
     if isinstance(rule, UnfreezeFraction):
         count = max(1, math.ceil(Fraction(rule.fraction).limit_denominator(1000) * n))
-        return layers[n - count:]
+        return layers[n - count :]
     if isinstance(rule, UnfreezeFromPrefix):
         start = first_match(layers, rule.prefix)
         return [] if start is None else layers[start:]
@@ -86,7 +87,9 @@ def documented_slice(layers, rule) -> list[LayerInfo]:
 
 
 def expected_trainable(layers, rule, *, train_batchnorm: bool) -> frozenset[str]:
-    return frozenset(l.qualified_name for l in documented_slice(layers, rule) if train_batchnorm or not l.is_batchnorm)
+    return frozenset(
+        layer.qualified_name for layer in documented_slice(layers, rule) if train_batchnorm or not layer.is_batchnorm
+    )
 
 
 def trainable_or_nothing(layers, rule, *, train_batchnorm: bool) -> frozenset[str]:
@@ -207,6 +210,15 @@ def layer_stacks_with_counts(draw, *, min_size=1, max_size=40):
 
 
 NESTED_PATHS = (("backbone",), ("backbone", "stage_1"), ("backbone", "stage_2"), ("backbone", "stage_2", "inner"))
+
+
+@st.composite
+def weighted(draw, layers):
+    """`layers` with `has_weights` drawn for each: known True, known False, or unknown (None)."""
+    flags = draw(st.lists(st.sampled_from([True, False, None]), min_size=len(layers), max_size=len(layers)))
+    return tuple(
+        LayerInfo(layer.name, layer.path, layer.is_batchnorm, flag) for layer, flag in zip(layers, flags, strict=True)
+    )
 
 
 @st.composite
@@ -513,6 +525,75 @@ def test_freeze_all_freezes_everything_and_never_raises(layers, train_batchnorm)
     assert freezing.resolve(layers, FreezeAll(), train_batchnorm=train_batchnorm) == frozenset()
 
 
+# --------------------------------------------------------------------------- a rule that selects no weights
+
+
+def weightless(layers, rule, *, train_batchnorm: bool) -> bool:
+    """What "selects no weights" means: it makes some layers trainable, each known to hold no weights."""
+    selected = [layer for layer in documented_slice(layers, rule) if train_batchnorm or not layer.is_batchnorm]
+    return bool(selected) and all(layer.has_weights is False for layer in selected)
+
+
+@given(
+    case=layer_stacks_with_rules(kinds=(*SLICE_KINDS, UnfreezeLayers)), data=st.data(), train_batchnorm=st.booleans()
+)
+def test_a_rule_raises_selects_no_weights_exactly_when_every_trainable_layer_has_none(case, data, train_batchnorm):
+    layers, rule = case
+    layers = data.draw(weighted(layers))
+    expected = weightless(layers, rule, train_batchnorm=train_batchnorm)
+    selected = [layer for layer in documented_slice(layers, rule) if train_batchnorm or not layer.is_batchnorm]
+    if not selected:
+        return  # the BatchNorm-only slice: its own error (see test_a_slice_of_batchnorm_layers_only_raises...)
+    if expected:
+        with pytest.raises(RuleError, match="it selects no weights, only ") as excinfo:
+            freezing.resolve(layers, rule, train_batchnorm=train_batchnorm)
+        assert excinfo.value.received == freezing._value(rule)
+    else:
+        trainable = freezing.resolve(layers, rule, train_batchnorm=train_batchnorm)
+        assert trainable == expected_trainable(layers, rule, train_batchnorm=train_batchnorm)
+
+
+@given(layers=layer_stacks(), data=st.data())
+def test_has_weights_never_changes_what_a_rule_resolves_to_when_it_resolves(layers, data):
+    """Weights only add the "selects no weights" error: where a rule resolves, unknown and known agree."""
+    rule = data.draw(rules(layers))
+    known = data.draw(weighted(layers))
+    try:
+        with_weights = freezing.resolve(known, rule, train_batchnorm=True)
+    except RuleError:
+        return
+    assert with_weights == freezing.resolve(layers, rule, train_batchnorm=True)
+    assert known == layers  # `has_weights` takes no part in equality
+
+
+def test_a_network_ending_in_relu_unfrozen_from_its_last_layer_selects_no_weights():
+    layers = (
+        LayerInfo("conv", has_weights=True),
+        LayerInfo("bn", (), True, True),
+        LayerInfo("relu", has_weights=False),
+    )
+    with pytest.raises(RuleError) as excinfo:
+        freezing.resolve(layers, UnfreezeFromIndex(-1))
+    assert str(excinfo.value) == (
+        "`unfreeze_from` must match layers (layers with weights; it selects no weights, only 'relu'). "
+        "Received: unfreeze_from=-1"
+    )
+    assert freezing.resolve(layers, UnfreezeFromIndex(-2), train_batchnorm=True) == {"bn", "relu"}
+
+
+def test_weightless_selection_names_the_layers():
+    layers = (
+        LayerInfo("conv", has_weights=True),
+        LayerInfo("relu", has_weights=False),
+        LayerInfo("add", has_weights=False),
+    )
+    assert freezing.weightless_selection(layers[1:], frozenset({"relu", "add"})) == ["relu", "add"]
+    assert freezing.weightless_selection(layers, frozenset({"conv", "relu"})) == []
+    assert freezing.weightless_selection((LayerInfo("pool"),), frozenset({"pool"})) == []  # unknown: not an error
+    with pytest.raises(RuleError, match=r"it selects no weights, only 'relu', 'add'"):
+        freezing.resolve(layers, UnfreezeFromIndex(-2))
+
+
 # --------------------------------------------------------------------------- tiny Keras models
 
 
@@ -592,6 +673,7 @@ def chosen_weights(model, trainable):
     return [v for info, layer in leaves if info.qualified_name in trainable for v in layer.trainable_weights]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["flat", "nested"])
 @ON_KERAS_MODELS
 @given(data=st.data())
@@ -621,6 +703,7 @@ def test_applying_a_rule_twice_changes_nothing_whatever_the_flags_before(tiny_mo
     assert sorted(weights) == sorted(id(v) for v in chosen_weights(model, expected))
 
 
+@pytest.mark.slow
 def test_keras_layers_flattens_nested_models_in_order(tiny_models):
     model = tiny_models["nested"]
     base, head = model.get_layer("base"), model.get_layer("head")
@@ -636,11 +719,15 @@ def test_keras_layers_flattens_nested_models_in_order(tiny_models):
     assert sorted(owned) == sorted(id(v) for v in model.weights)
 
 
+@pytest.mark.slow
 def test_apply_answers_qualified_names_of_nested_layers(tiny_models):
     rule = UnfreezeFromPrefix("block_13_")
 
     assert freezing.apply(tiny_models["nested"], rule) == {
-        "base/stage/block_13_expand", "base/block_13_relu", "head/pool", "head/logits"
+        "base/stage/block_13_expand",
+        "base/block_13_relu",
+        "head/pool",
+        "head/logits",
     }
     assert freezing.apply(tiny_models["flat"], rule) == {"block_13_expand", "pool", "logits"}
 
@@ -648,9 +735,9 @@ def test_apply_answers_qualified_names_of_nested_layers(tiny_models):
 # --------------------------------------------------------------------------- keras.applications
 
 APPLICATIONS = {
-    "MobileNetV2": dict(input_shape=(96, 96, 3), alpha=0.35),
-    "EfficientNetB0": dict(input_shape=(64, 64, 3)),
-    "ResNet50": dict(input_shape=(32, 32, 3)),
+    "MobileNetV2": {"input_shape": (96, 96, 3), "alpha": 0.35},
+    "EfficientNetB0": {"input_shape": (64, 64, 3)},
+    "ResNet50": {"input_shape": (32, 32, 3)},
 }
 
 
@@ -678,6 +765,10 @@ def test_the_reported_trainable_count_is_the_resolved_layers_weights(application
     rule = data.draw(rules(infos, kinds=(UnfreezeFromIndex, UnfreezeFraction, UnfreezeFromPrefix)))
     train_batchnorm = data.draw(st.booleans())
 
+    if weightless(infos, rule, train_batchnorm=train_batchnorm):  # e.g. MobileNetV2 unfrozen from its last ReLU
+        with pytest.raises(RuleError, match="selects no weights"):
+            freezing.apply(model, rule, train_batchnorm=train_batchnorm)
+        return
     trainable = freezing.apply(model, rule, train_batchnorm=train_batchnorm)
     reported = _count(list(model.trainable_weights))
 
@@ -715,3 +806,13 @@ def test_a_backbone_inside_a_full_model_is_flattened_in_place(application):
     ]
     alone = freezing.apply(backbone, UnfreezeFromIndex(-10))
     assert freezing.apply(full, UnfreezeFromIndex(-12)) == {f"{backbone.name}/{q}" for q in alone} | {"pool", "logits"}
+
+
+def test_apply_refuses_a_rule_that_unfreezes_only_layers_without_weights(tiny_models):
+    """At run time too (custom backbones, keras.applications): the base model ends in a ReLU."""
+    base = tiny_models["nested"].get_layer("base")
+    flags = freezing.trainable_state(base)
+    with pytest.raises(RuleError, match=r"it selects no weights, only 'block_13_relu'\)\. Received: unfreeze_from=-1$"):
+        freezing.apply(base, UnfreezeFromIndex(-1))
+    assert freezing.trainable_state(base) == flags  # and changes no flag
+    assert freezing.apply(base, UnfreezeFromIndex(-3)) == {"stage/block_13_expand", "block_13_relu"}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from harness import inference
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from harness import inference  # noqa: E402  (imports TensorFlow)
+
+pytestmark = pytest.mark.slow  # builds Keras models and converts them for LiteRT
 
 # XNNPACK and TensorFlow's kernels sum in other orders: outputs agree up to float round-off.
 RTOL, ATOL = 1e-5, 1e-5
@@ -52,7 +55,9 @@ def test_keras_runtime_is_model_predict() -> None:
     model, pixels = tiny_backbone(), images(7)
     frozen = inference.FrozenPass(model, "keras")
     assert frozen.ran_on == "keras"
-    np.testing.assert_array_equal(frozen(inference.batches_of(pixels, 4)), model.predict(pixels, batch_size=4, verbose=0))
+    np.testing.assert_array_equal(
+        frozen(inference.batches_of(pixels, 4)), model.predict(pixels, batch_size=4, verbose=0)
+    )
 
 
 def test_a_model_with_two_outputs_falls_back_to_keras_and_says_why() -> None:

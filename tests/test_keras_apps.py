@@ -12,13 +12,17 @@ import time
 import urllib.error
 import urllib.request
 
-import keras
 import numpy as np
 import pytest
-from keras.src.utils import file_utils  # What `keras.utils.get_file` downloads with.
 
-from harness.backbones import UnknownBackboneError, WeightsUnavailableError, load_backbone
-from harness.backbones.keras_apps import PreprocessInput, keras_cache_dir
+keras = pytest.importorskip("keras")
+
+from keras.src.utils import file_utils  # noqa: E402  (what `keras.utils.get_file` downloads with)
+
+from harness.backbones import UnknownBackboneError, WeightsUnavailableError, load_backbone  # noqa: E402
+from harness.backbones.keras_apps import PreprocessInput, keras_cache_dir  # noqa: E402
+
+pytestmark = pytest.mark.slow  # builds keras.applications models
 
 SHAPE = (96, 96, 3)
 # The file `keras.applications.MobileNetV2(weights="imagenet", include_top=False,
@@ -59,7 +63,7 @@ def plain_mobilenet_v2_h5(tmp_path_factory):
 
 def assert_same_weights(actual, expected):
     assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=False):
         np.testing.assert_array_equal(a, e)
 
 
@@ -118,8 +122,10 @@ def test_weights_from_a_path_are_loaded_after_building(tmp_path):
     [
         ({"input_shape": (96, 96, 1)}, r"must have 3 channels .*Received: input_shape=\(96, 96, 1\)"),
         ({"input_shape": (24, 24, 3)}, r"must be at least 32x32 .*Received: input_shape=\(24, 24, 3\)"),
-        ({"input_shape": (96, 96, 3), "include_top": True},
-         r"must be \(224, 224, 3\) for backbone 'MobileNetV2'.*Received: input_shape=\(96, 96, 3\)"),
+        (
+            {"input_shape": (96, 96, 3), "include_top": True},
+            r"must be \(224, 224, 3\) for backbone 'MobileNetV2'.*Received: input_shape=\(96, 96, 3\)",
+        ),
         ({"weights": "imagnet"}, r"`weights` must be 'imagenet', None, or the path .*Received: weights='imagnet'"),
     ],
 )
@@ -162,7 +168,9 @@ def test_a_hanging_download_is_cut_by_the_socket_timeout(monkeypatch):
     server.listen(1)
     url = f"http://127.0.0.1:{server.getsockname()[1]}/{MOBILENET_V2_FILE}"
     real_urlretrieve = urllib.request.urlretrieve
-    monkeypatch.setattr(file_utils, "urlretrieve", lambda origin, *args, **kwargs: real_urlretrieve(url, *args, **kwargs))
+    monkeypatch.setattr(
+        file_utils, "urlretrieve", lambda origin, *args, **kwargs: real_urlretrieve(url, *args, **kwargs)
+    )
     monkeypatch.setattr("harness.backbones.keras_apps.DOWNLOAD_SOCKET_TIMEOUT_S", 0.5)
 
     start = time.perf_counter()

@@ -6,20 +6,23 @@ The pytester runs train the tiny backbone of `tiny_specs` for real (a few second
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from harness.paths import atomic_write_text
 from tiny_specs import BLOCK_2_CONV_PARAMS, FEATURE_EXTRACTION, FINE_TUNE, HEAD_PARAMS, experiment_text, spec_file
 
-TWO_PHASES = spec_file(experiment_text(
-    "tiny_two_phase",
-    phases=f"{FEATURE_EXTRACTION}, {FINE_TUNE}",
-    # The fine_tune count is wrong on purpose: the JSON records failed checks too.
-    expect=f"frozen_weights_unchanged(), trainable_params(feature_extraction={HEAD_PARAMS}, fine_tune=1), "
-           "min_val_accuracy(0.9)",
-))
+from harness.paths import atomic_write_text
+
+TWO_PHASES = spec_file(
+    experiment_text(
+        "tiny_two_phase",
+        phases=f"{FEATURE_EXTRACTION}, {FINE_TUNE}",
+        # The fine_tune count is wrong on purpose: the JSON records failed checks too.
+        expect=f"frozen_weights_unchanged(), trainable_params(feature_extraction={HEAD_PARAMS}, fine_tune=1), "
+        "min_val_accuracy(0.9)",
+    )
+)
 
 
 def test_metrics_json_of_a_two_phase_run(spec_pytester: pytest.Pytester) -> None:
@@ -45,6 +48,8 @@ def check_every_phase_is_recorded(metrics: dict) -> None:
     assert experiment["split_sizes"] == {"train": 64, "validation": 32}
     assert experiment["num_classes"] == 2 and experiment["seed"] == 0
     assert experiment["wall_time_s"] > 0
+    assert experiment["params"] == {}  # not parametrised
+    assert (experiment["confusion_split"], experiment["dataset"]) == ("validation", "in-memory arrays")
 
     feature_extraction, fine_tune = experiment["phases"]
     assert [feature_extraction["name"], fine_tune["name"]] == ["feature_extraction", "fine_tune"]
@@ -59,14 +64,20 @@ def check_every_phase_is_recorded(metrics: dict) -> None:
     assert experiment["val_accuracy"] == fine_tune["val_accuracy"]
 
     assert (feature_extraction["trainable_params"], fine_tune["trainable_params"]) == (
-        HEAD_PARAMS, HEAD_PARAMS + BLOCK_2_CONV_PARAMS)
+        HEAD_PARAMS,
+        HEAD_PARAMS + BLOCK_2_CONV_PARAMS,
+    )
     total = feature_extraction["trainable_params"] + feature_extraction["non_trainable_params"]
     assert fine_tune["trainable_params"] + fine_tune["non_trainable_params"] == total
 
     # Which path each phase trained on, and whether its inputs came from the cache.
-    assert (feature_extraction["path"], feature_extraction["path_reason"]) == ("features", "the whole backbone is frozen")
-    assert fine_tune["path"] == "activations@block_2_conv"
-    assert fine_tune["path_reason"] == "layers below 'block_2_conv' are frozen"
+    assert (feature_extraction["training_path"], feature_extraction["training_path_reason"]) == (
+        "features",
+        "the whole backbone is frozen",
+    )
+    assert fine_tune["training_path"] == "activations@block_2_conv"
+    assert fine_tune["training_path_reason"] == "layers below 'block_2_conv' are frozen"
+    assert "path" not in fine_tune and "path_reason" not in fine_tune
     assert feature_extraction["cache"] == fine_tune["cache"] == "miss"
     assert fine_tune["cached_val_accuracy"] == pytest.approx(fine_tune["val_accuracy"], abs=1e-6)
 
@@ -92,11 +103,41 @@ def test_features_path_without_the_cache(spec_pytester: pytest.Pytester) -> None
     result = spec_pytester.runpytest_inprocess("--metrics-json", "metrics.json", "--no-feature-cache")
     result.assert_outcomes(passed=1)
     (phase,) = json.loads((spec_pytester.path / "metrics.json").read_text())["experiments"]["tiny"]["phases"]
-    assert (phase["path"], phase["cache"], phase["cached_val_accuracy"]) == ("full", "none", None)
-    assert phase["path_reason"] == "feature caching disabled (--no-feature-cache)"
+    assert (phase["training_path"], phase["cache"], phase["cached_val_accuracy"]) == ("full", "none", None)
+    assert phase["training_path_reason"] == "feature caching disabled (--no-feature-cache)"
 
 
-def test_an_experiment_that_stops_before_a_result_is_in_the_metrics_and_the_summary(spec_pytester: pytest.Pytester) -> None:
+PARAMETRISED = """\
+@parametrize("rate", [5e-2])
+@parametrize("start", ["block_2_"])
+def swept(start, rate):
+    return experiment(
+        name="swept",
+        dataset=arrays(make_data, image_size=16),
+        backbone=custom_backbone("tiny", tiny_backbone),
+        head=classifier_head(dropout_rate=0.0),
+        phases=[fine_tune(unfreeze_from=start, epochs=1, learning_rate=rate, batch_size=16)],
+    )
+"""
+
+
+def test_a_parametrised_experiment_records_its_params_in_the_json_and_the_junit_xml(
+    spec_pytester: pytest.Pytester,
+) -> None:
+    spec_pytester.makepyfile(**{"specs/tiny": spec_file(PARAMETRISED)})
+    result = spec_pytester.runpytest_inprocess("--metrics-json", "metrics.json", "--junitxml", "report.xml")
+    result.assert_outcomes(passed=1)
+    ((name, experiment),) = json.loads((spec_pytester.path / "metrics.json").read_text())["experiments"].items()
+    assert experiment["params"] == {"start": "block_2_", "rate": 0.05}
+    case = ET.parse(spec_pytester.path / "report.xml").getroot().find(".//testcase")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert (case.get("name"), properties["params.start"], properties["params.rate"]) == (name, "block_2_", "0.05")
+    assert properties["fine_tune.training_path"] == "activations@block_2_conv"
+
+
+def test_an_experiment_that_stops_before_a_result_is_in_the_metrics_and_the_summary(
+    spec_pytester: pytest.Pytester,
+) -> None:
     text = spec_file(experiment_text("tiny"), experiment_text("no_train_split", data="lambda: {}"))
     spec_pytester.makepyfile(**{"specs/tiny": text})
     result = spec_pytester.runpytest_inprocess("--metrics-json", "metrics.json")
@@ -105,15 +146,14 @@ def test_an_experiment_that_stops_before_a_result_is_in_the_metrics_and_the_summ
     assert experiments["tiny"]["outcome"] == "passed"
     assert experiments["no_train_split"]["outcome"] == "failed"
     assert "`arrays(...)` data has no 'train' split" in experiments["no_train_split"]["error"]
+    assert experiments["no_train_split"]["params"] == {}
     result.stdout.re_match_lines([r"no_train_split\s.*FAILED\s*$"])
 
 
 def test_metrics_json_not_written_when_the_session_is_interrupted(spec_pytester: pytest.Pytester) -> None:
     """Ctrl-C during the second experiment: the first one's results are not written half-way."""
     spec_pytester.makeconftest(
-        "def pytest_runtest_call(item):\n"
-        "    if item.name == 'second':\n"
-        "        raise KeyboardInterrupt\n"
+        "def pytest_runtest_call(item):\n    if item.name == 'second':\n        raise KeyboardInterrupt\n"
     )
     spec_pytester.makepyfile(**{"specs/tiny": spec_file(experiment_text("first"), experiment_text("second"))})
     result = spec_pytester.runpytest_inprocess("--metrics-json", "out/metrics.json", no_reraise_ctrlc=True)

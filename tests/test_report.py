@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import stat
@@ -13,21 +14,24 @@ import pytest
 
 from harness.report import (
     experiment_dirs,
+    no_result_row,
     rows_for,
     safe_name,
-    no_result_row,
     summary_lines,
+    write_index,
     write_report,
     write_tensorboard,
 )
-from harness.report.plots import confusion_matrix, confusion_split, training_curves
+from harness.report.plots import confusion_matrix, training_curves
 from harness.report.terminal import format_duration
 from harness.results import Check, ExperimentResult, PhaseResult
 
 PARAMETRISED = "exp[MobileNetV2-0.001]"
 
 
-def phase(name: str, kind: str, *, epochs: int, run: int, start: float, test: bool = True, trainable: int = 12_810) -> PhaseResult:
+def phase(
+    name: str, kind: str, *, epochs: int, run: int, start: float, test: bool = True, trainable: int = 12_810
+) -> PhaseResult:
     history = {
         "loss": [1.2 * start * math.exp(-0.35 * i) for i in range(run)],
         "val_loss": [1.3 * start * math.exp(-0.3 * i) + 0.05 for i in range(run)],
@@ -35,14 +39,24 @@ def phase(name: str, kind: str, *, epochs: int, run: int, start: float, test: bo
         "val_accuracy": [min(0.97, 0.52 + 0.4 * (1 - start) + 0.05 * i) for i in range(run)],
     }
     return PhaseResult(
-        name=name, kind=kind, epochs=epochs, epochs_run=run, history=history,
-        val_accuracy=history["val_accuracy"][-1], val_loss=history["val_loss"][-1],
+        name=name,
+        kind=kind,
+        epochs=epochs,
+        epochs_run=run,
+        history=history,
+        val_accuracy=history["val_accuracy"][-1],
+        val_loss=history["val_loss"][-1],
         test_accuracy=history["val_accuracy"][-1] - 0.01 if test else None,
         test_loss=history["val_loss"][-1] + 0.02 if test else None,
-        trainable_params=trainable, non_trainable_params=2_257_984 - trainable, wall_time_s=4.2 * run,
-        path="features" if kind == "feature_extraction" else "activations@block_12_expand",
-        path_reason="the whole backbone is frozen" if kind == "feature_extraction" else "layers below block_12_ are frozen",
-        cache="miss", cached_val_accuracy=None,
+        trainable_params=trainable,
+        non_trainable_params=2_257_984 - trainable,
+        wall_time_s=4.2 * run,
+        training_path="features" if kind == "feature_extraction" else "activations@block_12_expand",
+        training_path_reason="the whole backbone is frozen"
+        if kind == "feature_extraction"
+        else "layers below block_12_ are frozen",
+        cache="miss",
+        cached_val_accuracy=None,
     )
 
 
@@ -51,18 +65,33 @@ def result(name: str, *, class_names: list[str], test: bool = True, failed_check
     matrix = [[(30 if i == j else 2 + (i + j) % 3) for j in range(n)] for i in range(n)]
     checks = [
         Check("frozen_weights_unchanged", "head", True, "max |change| == 0", "0 (154 variables)"),
-        Check("min_val_accuracy", None, not failed_check, ">= 0.950", "0.870",
-              ["val accuracy after 'fine_tune' (the final phase)"] if failed_check else []),
+        Check(
+            "min_val_accuracy",
+            None,
+            not failed_check,
+            ">= 0.950",
+            "0.870",
+            ["val accuracy after 'fine_tune' (the final phase)"] if failed_check else [],
+        ),
     ]
     splits = {"train": 600, "validation": 150} | ({"test": 150} if test else {})
     return ExperimentResult(
-        name=name, seed=1234, backbone="MobileNetV2", weights="imagenet", dataset="synthetic", num_classes=n,
+        name=name,
+        seed=1234,
+        backbone="MobileNetV2",
+        weights="imagenet",
+        dataset="synthetic",
+        num_classes=n,
         split_sizes=splits,
         phases=[
             phase("head", "feature_extraction", epochs=4, run=4, start=1.0, test=test),
             phase("fine_tune", "fine_tune", epochs=5, run=3, start=0.45, test=test, trainable=1_862_000),
         ],
-        checks=checks, wall_time_s=31.5, class_names=class_names, confusion_matrix=matrix,
+        checks=checks,
+        wall_time_s=31.5,
+        class_names=class_names,
+        confusion_matrix=matrix,
+        confusion_split="test" if test else "validation",
     )
 
 
@@ -103,7 +132,20 @@ def test_summary_lines_are_aligned_whatever_the_name_length(results):
     )
     lines = summary_lines(rows)
     assert len({len(line) for line in lines}) == 1
-    assert lines[0].split() == ["experiment", "phase", "epochs", "val", "acc", "test", "acc", "baseline", "delta", "trainable", "time", "result"]
+    assert lines[0].split() == [
+        "experiment",
+        "phase",
+        "epochs",
+        "val",
+        "acc",
+        "test",
+        "acc",
+        "baseline",
+        "delta",
+        "trainable",
+        "time",
+        "result",
+    ]
     assert set(lines[1]) == {"-"}
     # Every column starts at the same offset on every line: "phase" lines up under its header.
     column = lines[0].index("phase")
@@ -139,7 +181,9 @@ def test_missing_baseline_reads_as_a_dash(results):
     assert cells[-5:-3] == ["-", "-"]  # baseline, delta
 
 
-@pytest.mark.parametrize("seconds, shown", [(8.44, "8.4s"), (59.96, "1m00s"), (185, "3m05s"), (3725, "1h02m"), (None, "-")])
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(8.44, "8.4s"), (59.96, "1m00s"), (185, "3m05s"), (3725, "1h02m"), (None, "-")]
+)
 def test_format_duration(seconds, shown):
     assert format_duration(seconds) == shown
 
@@ -184,9 +228,33 @@ def test_confusion_matrix_png(tmp_path, classes):
         assert image.format == "PNG" and image.width >= 500 and image.height >= 450
 
 
-def test_confusion_matrix_names_the_split():
-    assert confusion_split(result("a", class_names=["x", "y"])) == "test"
-    assert confusion_split(result("a", class_names=["x", "y"], test=False)) == "validation"
+def test_index_facts_show_a_parametrised_experiments_params(tmp_path, results):
+    swept = dataclasses.replace(
+        results[0], name="swept[MobileNetV2-0.001]", params={"model": "MobileNetV2", "learning_rate": 0.001}
+    )
+    write_index([(swept, "passed"), (results[1], "failed")], tmp_path)
+    markdown = (tmp_path / "index.md").read_text(encoding="utf-8")
+    assert "- params: model='MobileNetV2', learning_rate=0.001" in markdown
+    assert markdown.count("- params:") == 1  # only the parametrised experiment has the line
+    assert "<dt>params</dt><dd>model=&#x27;MobileNetV2&#x27;, learning_rate=0.001</dd>" in (
+        tmp_path / "index.html"
+    ).read_text(encoding="utf-8")
+
+
+def test_confusion_matrix_names_the_split(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    titles = []
+    set_title = Axes.set_title
+    monkeypatch.setattr(
+        Axes,
+        "set_title",
+        lambda self, label, *args, **kwargs: titles.append(label) or set_title(self, label, *args, **kwargs),
+    )
+    confusion_matrix(result("a", class_names=["x", "y"]), tmp_path / "test.png")
+    confusion_matrix(result("a", class_names=["x", "y"], test=False), tmp_path / "validation.png")
+    assert ["test split" in titles[0], "validation split" in titles[1]] == [True, True]
 
 
 def test_plots_need_data(tmp_path):
@@ -205,14 +273,21 @@ def test_report_files(report):
     assert report.name == "index.html" and (out / "index.md").is_file()
     for folder in ("cats_vs_dogs", "exp-MobileNetV2-0.001"):
         assert sorted(p.name for p in (out / folder).iterdir()) == ["confusion.png", "curves.png"]
-    assert not [p for p in out.rglob(".*")], "temporary files left behind"
+    assert not list(out.rglob(".*")), "temporary files left behind"
     assert "TensorBoard" not in report.read_text(encoding="utf-8")  # nothing linked that was not written
 
 
 def test_a_rerun_into_the_same_folder_links_no_figure_of_the_earlier_run(tmp_path, results):
     write_report(tmp_path, items(results), tensorboard=False)
-    crashed = ExperimentResult(name="cats_vs_dogs", seed=1234, backbone="MobileNetV2", weights="imagenet",
-                               dataset="synthetic", num_classes=2, split_sizes={})  # stopped before training
+    crashed = ExperimentResult(
+        name="cats_vs_dogs",
+        seed=1234,
+        backbone="MobileNetV2",
+        weights="imagenet",
+        dataset="synthetic",
+        num_classes=2,
+        split_sizes={},
+    )  # stopped before training
     index = write_report(tmp_path, [(crashed, "failed", None)], tensorboard=False)
     assert list((tmp_path / "cats_vs_dogs").iterdir()) == []
     assert "cats_vs_dogs/" not in index.read_text(encoding="utf-8")
@@ -233,8 +308,14 @@ def test_html_holds_the_table_figures_and_checks(report, results):
     assert text.count("<tr class=first>") == 2 and text.count("<tr>") >= 2
     assert '<td rowspan=2><a href="#exp-MobileNetV2-0.001">exp[MobileNetV2-0.001]</a></td>' in text
     assert '<section id="exp-MobileNetV2-0.001">' in text
-    assert '<td rowspan=2 class="outcome failed">FAILED</td>' in text and '<td rowspan=2 class="outcome passed">PASSED</td>' in text
-    assert "<td class=num>3/5</td><td class=num>0.840</td><td class=num>0.830</td><td class=num>0.860</td><td class=num>-0.030</td>" in text
+    assert (
+        '<td rowspan=2 class="outcome failed">FAILED</td>' in text
+        and '<td rowspan=2 class="outcome passed">PASSED</td>' in text
+    )
+    assert (
+        "<td class=num>3/5</td><td class=num>0.840</td><td class=num>0.830</td><td class=num>0.860</td><td class=num>-0.030</td>"
+        in text
+    )
     assert '<img src="exp-MobileNetV2-0.001/curves.png"' in text and '<img src="cats_vs_dogs/confusion.png"' in text
     assert "obtained <code>0.870</code>, expected <code>&gt;= 0.950</code>" in text
     assert "val accuracy after &#x27;fine_tune&#x27; (the final phase)" in text
@@ -266,6 +347,7 @@ def _events(run: Path):
     return scalars, texts
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_are_written_and_linked(tensorboard_report):
     out = tensorboard_report.parent
     for folder in ("cats_vs_dogs", "exp-MobileNetV2-0.001"):
@@ -274,12 +356,13 @@ def test_tensorboard_logs_are_written_and_linked(tensorboard_report):
         for index in (tensorboard_report, out / "index.md"):
             assert str(logdir.resolve()) in index.read_text(encoding="utf-8")
     assert f"tensorboard --logdir {out.resolve()}" in tensorboard_report.read_text(encoding="utf-8")
-    assert not [p for p in out.rglob(".*")], "temporary folders left behind"
+    assert not list(out.rglob(".*")), "temporary folders left behind"
     mask = os.umask(0o022)
     os.umask(mask)
     assert stat.S_IMODE((out / "cats_vs_dogs" / "tensorboard").stat().st_mode) == 0o777 & ~mask
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars_span_all_phases(tensorboard_report, results):
     logdir = tensorboard_report.parent / "exp-MobileNetV2-0.001" / "tensorboard"
     train, texts = _events(logdir / "train")
@@ -288,11 +371,14 @@ def test_tensorboard_scalars_span_all_phases(tensorboard_report, results):
     assert set(train) == set(validation) == {"loss", "accuracy"}
     assert [step for step, _ in train["loss"]] == list(range(1, 8))
     assert [v for _, v in train["loss"]] == pytest.approx(head.history["loss"] + fine_tune.history["loss"])
-    assert [v for _, v in validation["accuracy"]] == pytest.approx(head.history["val_accuracy"] + fine_tune.history["val_accuracy"])
+    assert [v for _, v in validation["accuracy"]] == pytest.approx(
+        head.history["val_accuracy"] + fine_tune.history["val_accuracy"]
+    )
     assert "| fine_tune | fine_tune | 3/5 | activations@block_12_expand" in texts["phases"]
     assert "**FAILED** min_val_accuracy" in texts["checks"]
 
 
+@pytest.mark.slow
 def test_tensorboard_rewrite_replaces_the_logs(tensorboard_report, results):
     logdir = tensorboard_report.parent / "cats_vs_dogs" / "tensorboard"
     write_tensorboard(results[0], logdir)
@@ -303,4 +389,6 @@ def test_tensorboard_rewrite_replaces_the_logs(tensorboard_report, results):
 
 def test_importing_the_package_loads_neither_matplotlib_nor_tensorflow():
     code = "import sys, harness.report; print(sorted({'matplotlib', 'tensorflow'} & set(sys.modules)))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )

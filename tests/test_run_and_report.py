@@ -10,10 +10,18 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from tiny_specs import (
+    BLOCK_2_CONV_PARAMS,
+    FEATURE_EXTRACTION,
+    FINE_TUNE,
+    HEAD_PARAMS,
+    experiment_text,
+    line_of,
+    spec_file,
+)
 
-from harness import invariants, spec
-from harness.results import ExperimentResult
-from tiny_specs import BLOCK_2_CONV_PARAMS, FEATURE_EXTRACTION, FINE_TUNE, HEAD_PARAMS, experiment_text, line_of, spec_file
+from harness import checks, spec
+from harness.results import ExperimentResult, Run, WeightChanges
 
 ALL_INVARIANTS = (
     "frozen_weights_unchanged(), trainable_weights_changed(), "
@@ -34,8 +42,13 @@ def failure_section(result: pytest.RunResult, name: str) -> str:
 
 
 def test_passing_experiment_reports_metrics_as_junit_properties(spec_pytester: pytest.Pytester) -> None:
-    spec_pytester.makepyfile(**{"specs/tiny": spec_file(experiment_text(
-        "tiny_two_phase", phases=f"{FEATURE_EXTRACTION}, {FINE_TUNE}", expect=ALL_INVARIANTS))})
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(
+                experiment_text("tiny_two_phase", phases=f"{FEATURE_EXTRACTION}, {FINE_TUNE}", expect=ALL_INVARIANTS)
+            )
+        }
+    )
     result = spec_pytester.runpytest_inprocess("--junitxml=report.xml")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*[[]harness[]] tiny_two_phase feature_extraction epoch 3/3 loss=*val_accuracy=*"])
@@ -45,8 +58,8 @@ def test_passing_experiment_reports_metrics_as_junit_properties(spec_pytester: p
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert properties["feature_extraction.trainable_params"] == str(HEAD_PARAMS)
     assert properties["fine_tune.trainable_params"] == str(HEAD_PARAMS + BLOCK_2_CONV_PARAMS)
-    assert properties["feature_extraction.path"] == "features"
-    assert properties["fine_tune.path"] == "activations@block_2_conv"
+    assert properties["feature_extraction.training_path"] == "features"
+    assert properties["fine_tune.training_path"] == "activations@block_2_conv"
     for phase in ("feature_extraction", "fine_tune"):
         assert 0.9 <= float(properties[f"{phase}.val_accuracy"]) <= 1.0
         assert float(properties[f"{phase}.wall_time_s"]) >= 0.0
@@ -54,26 +67,33 @@ def test_passing_experiment_reports_metrics_as_junit_properties(spec_pytester: p
 
 def test_failing_experiment_lists_every_broken_invariant(spec_pytester: pytest.Pytester) -> None:
     """Noise labels, a wrong parameter count and a frozen layer that changes its own variable, at once."""
-    text = spec_file(experiment_text(
-        "broken",
-        data="noise_data",
-        backbone="counting_backbone",
-        expect="frozen_weights_unchanged(), trainable_params(feature_extraction=3), min_val_accuracy(1.0), loss_decreases()",
-    ))
+    text = spec_file(
+        experiment_text(
+            "broken",
+            data="noise_data",
+            backbone="counting_backbone",
+            expect="frozen_weights_unchanged(), trainable_params(feature_extraction=3), min_val_accuracy(1.0), loss_decreases()",
+        )
+    )
     spec_pytester.makepyfile(**{"specs/broken": text})
     result = spec_pytester.runpytest_inprocess("--junitxml=report.xml")
     result.assert_outcomes(failed=1)
     section = failure_section(result, "broken")
     where = f"{spec_pytester.path / 'specs' / 'broken.py'}:{line_of(text, 'experiment(')}"
     assert section.splitlines()[0] == f"experiment 'broken' broke 3 of 5 invariants ({where}):"
-    result.stdout.fnmatch_lines([
-        "  feature_extraction: frozen_weights_unchanged: obtained 1 changed, expected all * frozen variables bit-for-bit unchanged",
-        "      counter/calls: max |delta| = *",
-        f"  feature_extraction: trainable_params: obtained {HEAD_PARAMS}, expected 3",
-        "  feature_extraction: min_val_accuracy: obtained 0.*, expected >= 1.0000",
-    ], consecutive=True)
+    result.stdout.fnmatch_lines(
+        [
+            "  feature_extraction: frozen_weights_unchanged: obtained 1 changed, expected all * frozen variables bit-for-bit unchanged",
+            "      counter/calls: max |delta| = *",
+            f"  feature_extraction: trainable_params: obtained {HEAD_PARAMS}, expected 3",
+            "  feature_extraction: min_val_accuracy: obtained 0.*, expected >= 1.0000",
+        ],
+        consecutive=True,
+    )
     assert "loss_decreases" not in section  # only the broken ones are listed
-    assert "Traceback" not in section and "tensorflow" not in section.lower() and ".py:" not in section.split("\n", 1)[1]
+    assert (
+        "Traceback" not in section and "tensorflow" not in section.lower() and ".py:" not in section.split("\n", 1)[1]
+    )
     result.stdout.fnmatch_lines(["FAILED specs/broken.py::broken - experiment 'broken' broke 3 of 5 invariants*"])
 
     # A failed experiment still reports what it measured.
@@ -93,15 +113,24 @@ def test_runtime_spec_error_on_a_custom_backbone_is_a_clean_failure(spec_pyteste
     section = failure_section(result, "bad_prefix")
     where = f"{spec_pytester.path / 'specs' / 'tiny.py'}:{line_of(text, 'experiment(')}"
     assert section.startswith(f"{where}: "), section
-    for part in ("unfreeze_from` must match layers", "a name prefix of some layer, e.g. 'block_2_', 'block_1_'",
-                 "Received: unfreeze_from='block_9_'"):
+    for part in (
+        "unfreeze_from` must match layers",
+        "a name prefix of some layer, e.g. 'block_2_', 'block_1_'",
+        "Received: unfreeze_from='block_9_'",
+    ):
         assert part in section, section
     assert len(section.splitlines()) == 1 and "Traceback" not in section
 
 
 def test_exitfirst_stops_after_the_first_failed_experiment(spec_pytester: pytest.Pytester) -> None:
-    spec_pytester.makepyfile(**{"specs/tiny": spec_file(
-        experiment_text("first", phases=BAD_PREFIX, expect=""), experiment_text("second", phases=BAD_PREFIX, expect=""))})
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(
+                experiment_text("first", phases=BAD_PREFIX, expect=""),
+                experiment_text("second", phases=BAD_PREFIX, expect=""),
+            )
+        }
+    )
     result = spec_pytester.runpytest_inprocess("-x")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["FAILED specs/tiny.py::first - *", "*stopping after 1 failures*"])
@@ -109,17 +138,24 @@ def test_exitfirst_stops_after_the_first_failed_experiment(spec_pytester: pytest
 
 
 def test_last_failed_reruns_only_the_failed_experiment(spec_pytester: pytest.Pytester) -> None:
-    spec_pytester.makepyfile(**{"specs/tiny": spec_file(
-        experiment_text("good"), experiment_text("bad", phases=BAD_PREFIX, expect=""))})
+    spec_pytester.makepyfile(
+        **{"specs/tiny": spec_file(experiment_text("good"), experiment_text("bad", phases=BAD_PREFIX, expect=""))}
+    )
     spec_pytester.runpytest_inprocess().assert_outcomes(passed=1, failed=1)
 
     rerun = spec_pytester.runpytest_inprocess("--lf", "-v")
     rerun.assert_outcomes(failed=1)
-    rerun.stdout.fnmatch_lines(["collect* 1 item", "run-last-failure: rerun previous 1 failure*", "specs/tiny.py::bad FAILED*"])
+    rerun.stdout.fnmatch_lines(
+        ["collect* 1 item", "run-last-failure: rerun previous 1 failure*", "specs/tiny.py::bad FAILED*"]
+    )
     rerun.stdout.no_fnmatch_line("*[[]harness[]] good *")  # the passing experiment did not train again
 
 
 # --------------------------------------------------------------------------- the frozen-weights check itself
+
+
+def test_the_checks_stage_has_a_check_for_every_expectation_type() -> None:
+    assert set(checks.CHECKS) == set(spec.EXPECTATIONS)
 
 
 @pytest.fixture
@@ -135,7 +171,7 @@ def snapshot(variables) -> dict[str, np.ndarray]:
     return {v.path: np.array(v.numpy(), copy=True) for v in variables}
 
 
-def frozen_check(changes: invariants.WeightChanges):
+def frozen_check(changes: WeightChanges):
     def no_data():
         return {}
 
@@ -146,14 +182,16 @@ def frozen_check(changes: invariants.WeightChanges):
         phases=[spec.feature_extraction(epochs=1)],
         expect=[spec.frozen_weights_unchanged(), spec.trainable_weights_changed()],
     )
-    result = ExperimentResult("probe", 0, "probe", None, "arrays:in-memory", 2, {"train": 1, "validation": 1})
-    return invariants.evaluate(experiment, result, {"feature_extraction": changes}, {})
+    result = ExperimentResult("probe", 0, "probe", None, "in-memory arrays", 2, {"train": 1, "validation": 1})
+    run = Run(result=result, weight_changes={"feature_extraction": changes})
+    return checks.evaluate(experiment, run, results={}, recorded={}, gate=None)
 
 
+@pytest.mark.slow
 def test_weight_changes_catch_a_frozen_variable_modified_in_place(probe) -> None:
     before = snapshot(probe.weights)
     probe.kernel.assign(probe.kernel.numpy() + np.array([[0.0, 0.5, 0.0], [0.0, 0.0, -0.25]], dtype="float32"))
-    changes = invariants.WeightChanges.between(before, frozen=[probe.kernel, probe.bias], trainable=[])
+    changes = WeightChanges.between(before, frozen=[probe.kernel, probe.bias], trainable=[])
     assert changes.frozen_changed == [("probe/kernel", 0.5)]
 
     frozen, trainable = frozen_check(changes)
@@ -166,21 +204,23 @@ def test_weight_changes_catch_a_frozen_variable_modified_in_place(probe) -> None
     assert trainable.passed
 
 
+@pytest.mark.slow
 def test_weight_changes_see_the_smallest_change(probe) -> None:
     """Bit for bit: one ulp on one element is a change."""
     before = snapshot(probe.weights)
     bias = probe.bias.numpy()
     bias[1] = np.nextafter(bias[1], np.float32(1), dtype=np.float32)
     probe.bias.assign(bias)
-    changes = invariants.WeightChanges.between(before, frozen=[probe.kernel, probe.bias], trainable=[])
+    changes = WeightChanges.between(before, frozen=[probe.kernel, probe.bias], trainable=[])
     assert [path for path, _ in changes.frozen_changed] == ["probe/bias"]
     assert 0 < changes.frozen_changed[0][1] < 1e-30
 
 
+@pytest.mark.slow
 def test_weight_changes_list_unchanged_trainable_variables(probe) -> None:
     before = snapshot(probe.weights)
     probe.kernel.assign(probe.kernel.numpy() * 2 + 1)
-    changes = invariants.WeightChanges.between(before, frozen=[], trainable=[probe.kernel, probe.bias])
+    changes = WeightChanges.between(before, frozen=[], trainable=[probe.kernel, probe.bias])
     _, trainable = frozen_check(changes)
     assert not trainable.passed
     assert trainable.describe() == (
@@ -191,7 +231,7 @@ def test_weight_changes_list_unchanged_trainable_variables(probe) -> None:
 
 def test_frozen_check_lists_the_largest_changes_first_and_counts_the_rest() -> None:
     changed = [(f"block_{i}/kernel", float(i)) for i in range(1, 9)]
-    changes = invariants.WeightChanges(frozen_changed=changed, frozen_count=20)
+    changes = WeightChanges(frozen_changed=changed, frozen_count=20)
     frozen, _ = frozen_check(changes)
     assert frozen.obtained == "8 changed"
     assert frozen.details == [

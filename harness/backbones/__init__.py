@@ -6,18 +6,14 @@ Importing this package does not import TensorFlow; `load_backbone` does, when ca
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from harness.backbones.catalog import BackboneInfo, UnknownBackboneError, backbone_names, describe
 from harness.backbones.errors import WeightsUnavailableError
 
 if TYPE_CHECKING:
     import keras
-
-    from harness.backbones.catalog import BackboneInfo, UnknownBackboneError, backbone_names, describe
-
-# Re-exported from `catalog` on first use, so that `python -m harness.backbones.catalog`
-# does not find the module already imported by its package.
-_FROM_CATALOG = ("BackboneInfo", "UnknownBackboneError", "backbone_names", "describe")
 
 __all__ = [
     "BackboneInfo",
@@ -60,22 +56,15 @@ def load_backbone(
         WeightsUnavailableError: The ImageNet weights are neither cached nor downloadable; the
             message names the file and the directory to put it in.
     """
-    from harness.backbones.catalog import describe
-
     info = describe(name)
     if info.kind == "efficientnet_lite":
         from harness.backbones.efficientnet_lite import efficientnet_lite0
 
-        return efficientnet_lite0(include_top=include_top, weights=weights, input_shape=tuple(input_shape))
+        height, width, channels = input_shape
+        return efficientnet_lite0(
+            include_top=include_top, weights=weights, input_shape=(height, width, int(channels or 0))
+        )
 
     from harness.backbones.keras_apps import build_keras_application
 
     return build_keras_application(name, weights=weights, include_top=include_top, input_shape=input_shape)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FROM_CATALOG:
-        from harness.backbones import catalog
-
-        return getattr(catalog, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,25 +4,22 @@ This module imports no TensorFlow and no Keras: pytest collection uses it to val
 backbone name, input size and layer-name prefixes. The `keras.applications` facts live in
 `keras_applications.json` beside this file, generated from the installed Keras with
 
-    python -m harness.backbones.catalog --regenerate
+    python -m harness.backbones.regenerate_catalog
 
-which builds every application with `weights=None`, `include_top=False` at its default size
+(`harness.backbones.regenerate_catalog`), which builds every application with `weights=None`, `include_top=False` at its default size
 (a few minutes). Regenerate it whenever the supported Keras version changes.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import functools
 import json
 import numbers
-import os
-import sys
-import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 KERAS_APPLICATIONS_JSON = Path(__file__).with_name("keras_applications.json")
 
@@ -32,8 +29,6 @@ EFFICIENTNET_LITE = "efficientnet_lite"
 # The harness's own EfficientNet-Lite0 (`harness.backbones.efficientnet_lite`); it takes raw
 # RGB 0..255 and normalises inside the model, so it has no `keras.applications` module.
 _EFFICIENTNET_LITE0 = "efficientnet_lite0"
-_EFFICIENTNET_LITE0_DEFAULT_SIZE = 224
-_EFFICIENTNET_LITE0_MIN_SIZE = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,16 +78,16 @@ def describe(name: str) -> BackboneInfo:
             closest names and lists the valid ones.
     """
     if name == _EFFICIENTNET_LITE0:
-        # Imported here: the builder's module is only needed for this one backbone.
-        from harness.backbones.efficientnet_lite import efficientnet_lite0_layer_names
+        # Imported here: the architecture's module is only needed for this one backbone.
+        from harness.backbones import lite0_architecture as lite0
 
         return BackboneInfo(
             name=name,
             kind=EFFICIENTNET_LITE,
             module=None,
-            default_size=_EFFICIENTNET_LITE0_DEFAULT_SIZE,
-            min_size=_EFFICIENTNET_LITE0_MIN_SIZE,
-            layer_names=tuple(efficientnet_lite0_layer_names(include_top=False)),
+            default_size=lite0.DEFAULT_SIZE,
+            min_size=lite0.MIN_SIZE,
+            layer_names=tuple(lite0.layer_names(include_top=False)),
         )
     entry = _keras_applications()["applications"].get(name) if isinstance(name, str) else None
     if entry is None:
@@ -107,7 +102,9 @@ def describe(name: str) -> BackboneInfo:
     )
 
 
-def check_input_shape(name: str, input_shape: Sequence[Any], *, include_top: bool = False, weights: Any = None) -> tuple:
+def check_input_shape(
+    name: str, input_shape: Sequence[Any], *, include_top: bool = False, weights: Any = None
+) -> tuple:
     """Validates an input shape for backbone `name` (channels last), without TensorFlow.
 
     Args:
@@ -167,11 +164,6 @@ def check_input_shape(name: str, input_shape: Sequence[Any], *, include_top: boo
     return tuple(None if d is None else int(d) for d in input_shape)
 
 
-def keras_version_of_catalog() -> str:
-    """Returns the Keras version `keras_applications.json` was generated with."""
-    return _keras_applications()["keras_version"]
-
-
 @functools.cache
 def _keras_applications() -> dict[str, Any]:
     with open(KERAS_APPLICATIONS_JSON, encoding="utf-8") as f:
@@ -188,62 +180,4 @@ def _unknown_name_message(name: object) -> str:
         quoted = [f"'{by_lower[c]}'" for c in close]
         alternatives = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
         suggestion = f" Did you mean {alternatives}?"
-    return (
-        f"Unknown backbone {text!r}.{suggestion} Expected one of: {', '.join(names)}. "
-        f"Received: name={name!r}"
-    )
-
-
-def regenerate(path: Path = KERAS_APPLICATIONS_JSON, *, only: Sequence[str] = ()) -> dict[str, Any]:
-    """Rebuilds `keras_applications.json` from the installed Keras (imports TensorFlow).
-
-    Args:
-        path: Where to write the JSON. Defaults to the catalog's own file.
-        only: Application names to rebuild; the other entries are kept from the existing file.
-            Defaults to all of them.
-
-    Returns:
-        The data written.
-    """
-    import keras
-
-    from harness.backbones import keras_apps
-    from harness.paths import atomic_write_text
-
-    names = list(only) or keras_apps.application_names()
-    applications: dict[str, Any] = {}
-    if only and Path(path).exists():
-        applications = json.loads(Path(path).read_text(encoding="utf-8"))["applications"]
-    for name in names:
-        start = time.perf_counter()
-        applications[name] = keras_apps.catalog_entry(name)
-        keras.backend.clear_session()
-        print(f"{name}: {len(applications[name]['layer_names'])} layers in {time.perf_counter() - start:.1f}s", file=sys.stderr)
-    data = {
-        "generated_by": "python -m harness.backbones.catalog --regenerate",
-        "keras_version": keras.__version__,
-        "applications": dict(sorted(applications.items(), key=lambda item: item[0].lower())),
-    }
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-    os.chmod(path, 0o644)  # A package data file: readable by all, unlike the temporary file.
-    _keras_applications.cache_clear()
-    return data
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: `python -m harness.backbones.catalog [--regenerate [--only NAME ...]]`."""
-    parser = argparse.ArgumentParser(prog="python -m harness.backbones.catalog", description=__doc__.splitlines()[0])
-    parser.add_argument("--regenerate", action="store_true", help="Rebuild keras_applications.json from the installed Keras")
-    parser.add_argument("--only", nargs="+", default=(), metavar="NAME", help="Rebuild only these applications")
-    args = parser.parse_args(argv)
-    if args.regenerate:
-        regenerate(only=args.only)
-        return 0
-    for name in backbone_names():
-        info = describe(name)
-        print(f"{name:20} {info.kind:18} {info.default_size:4} {info.min_size:3} {len(info.layer_names):5} layers")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return f"Unknown backbone {text!r}.{suggestion} Expected one of: {', '.join(names)}. Received: name={name!r}"

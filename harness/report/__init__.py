@@ -1,4 +1,5 @@
-"""Reports of a run: the terminal summary, PNG figures, TensorBoard logs and an HTML/Markdown index.
+"""Reports of a run: the terminal summary, PNG figures, TensorBoard logs, an HTML/Markdown index,
+the metrics JSON (`metrics_json`) and the JUnit XML properties (`junit`).
 
 Pure functions over `harness.results.ExperimentResult`; no pytest. Importing this package
 imports neither matplotlib nor TensorFlow: the functions that need them import them when called.
@@ -13,6 +14,15 @@ from harness.report.tensorboard import write_tensorboard
 from harness.report.terminal import SummaryRow, no_result_row, rows_for, summary_lines
 
 __all__ = [
-    "SummaryRow", "confusion_matrix", "experiment_dirs", "no_result_row", "rows_for", "safe_name",
-    "summary_lines", "training_curves", "write_index", "write_report", "write_tensorboard",
+    "SummaryRow",
+    "confusion_matrix",
+    "experiment_dirs",
+    "no_result_row",
+    "rows_for",
+    "safe_name",
+    "summary_lines",
+    "training_curves",
+    "write_index",
+    "write_report",
+    "write_tensorboard",
 ]

@@ -14,11 +14,13 @@ import html
 import os
 import re
 import shutil
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from harness.paths import atomic_write_text
-from harness.report.terminal import COLUMNS, SummaryRow, cells, format_accuracy, format_duration, rows_for
+from harness.report.tables import PHASE_NUMERIC, markdown_escape, markdown_table, phase_table
+from harness.report.terminal import COLUMNS, SummaryRow, cells, format_duration, rows_for
 from harness.results import Check, ExperimentResult
 
 CURVES_FILE = "curves.png"
@@ -38,7 +40,7 @@ def safe_name(name: str) -> str:
     """
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "experiment"
     if len(cleaned) > _MAX_NAME:
-        cleaned = f"{cleaned[:_MAX_NAME - 9].rstrip('-.')}-{_digest(name)}"
+        cleaned = f"{cleaned[: _MAX_NAME - 9].rstrip('-.')}-{_digest(name)}"
     return cleaned
 
 
@@ -53,7 +55,9 @@ def experiment_dirs(names: Iterable[str]) -> dict[str, str]:
     counts: dict[str, int] = {}
     for folder in safe.values():
         counts[folder.lower()] = counts.get(folder.lower(), 0) + 1  # case-insensitive file systems
-    return {name: folder if counts[folder.lower()] == 1 else f"{folder}-{_digest(name)}" for name, folder in safe.items()}
+    return {
+        name: folder if counts[folder.lower()] == 1 else f"{folder}-{_digest(name)}" for name, folder in safe.items()
+    }
 
 
 def write_report(
@@ -136,7 +140,9 @@ def write_index(
     baselines = baselines or {}
     folders = experiment_dirs(result.name for result, _ in results_with_outcomes)
     entries = [
-        _Entry(result, outcome.upper(), folders[result.name], root, rows_for(result, outcome, baselines.get(result.name)))
+        _Entry(
+            result, outcome.upper(), folders[result.name], root, rows_for(result, outcome, baselines.get(result.name))
+        )
         for result, outcome in results_with_outcomes
     ]
     atomic_write_text(root / "index.md", _markdown(entries, root))
@@ -157,9 +163,11 @@ class _Entry:
         r = self.result
         splits = ", ".join(f"{split} {size:,}" for split, size in r.split_sizes.items())
         classes = ", ".join(r.class_names) if r.class_names else str(r.num_classes)
+        params = [("params", ", ".join(f"{name}={value!r}" for name, value in r.params.items()))] if r.params else []
         return [
             ("backbone", f"{r.backbone} ({r.weights or 'random'} weights)"),
             ("data set", r.dataset),
+            *params,
             ("splits", splits or "-"),
             (f"classes ({r.num_classes})", classes),
             ("seed", str(r.seed)),
@@ -176,21 +184,6 @@ def _counts(entries: list[_Entry]) -> str:
     noun = "experiment" if len(entries) == 1 else "experiments"
     return f"{len(entries)} {noun}: " + ", ".join(f"{n} {outcome}" for outcome, n in tally.items()) + "."
 
-
-def _phase_cells(result: ExperimentResult) -> tuple[list[str], list[list[str]]]:
-    header = ["phase", "kind", "epochs", "training path", "cache", "val acc", "test acc", "trainable", "frozen", "time"]
-    rows = [
-        [
-            p.name, p.kind, f"{p.epochs_run}/{p.epochs}", f"{p.path}: {p.path_reason}", p.cache,
-            format_accuracy(p.val_accuracy), format_accuracy(p.test_accuracy),
-            f"{p.trainable_params:,}", f"{p.non_trainable_params:,}", format_duration(p.wall_time_s),
-        ]
-        for p in result.phases
-    ]
-    return header, rows
-
-
-_PHASE_NUMERIC = {2, 5, 6, 7, 8, 9}
 
 # ---------------------------------------------------------------------------------------- HTML
 
@@ -249,13 +242,13 @@ def _html(entries: list[_Entry], root: Path) -> str:
 def _html_summary(entries: list[_Entry]) -> str:
     """The terminal summary's rows; an experiment's name and result span its phase rows."""
     e = html.escape
-    head = "".join(f'<th{" class=num" if align == ">" else ""}>{e(name)}</th>' for name, align in COLUMNS)
+    head = "".join(f"<th{' class=num' if align == '>' else ''}>{e(name)}</th>" for name, align in COLUMNS)
     body = []
     for entry in entries:
         span = f" rowspan={len(entry.rows)}" if len(entry.rows) > 1 else ""
         for index, row in enumerate(entry.rows):
             tds = []
-            for (name, align), text in zip(COLUMNS, cells(row)):
+            for (name, align), text in zip(COLUMNS, cells(row), strict=False):
                 if name == "experiment":
                     if index == 0:
                         tds.append(f'<td{span}><a href="#{e(entry.folder)}">{e(text)}</a></td>')
@@ -263,9 +256,11 @@ def _html_summary(entries: list[_Entry]) -> str:
                     if index == 0:
                         tds.append(f'<td{span} class="outcome {e(entry.outcome.lower())}">{e(entry.outcome)}</td>')
                 else:
-                    tds.append(f'<td{" class=num" if align == ">" else ""}>{e(text)}</td>')
-            body.append(f'<tr{" class=first" if index == 0 else ""}>{"".join(tds)}</tr>')
-    return f'<table class="summary">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody>\n</table>"
+                    tds.append(f"<td{' class=num' if align == '>' else ''}>{e(text)}</td>")
+            body.append(f"<tr{' class=first' if index == 0 else ''}>{''.join(tds)}</tr>")
+    return (
+        f'<table class="summary">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody>\n</table>"
+    )
 
 
 def _html_section(entry: _Entry) -> list[str]:
@@ -277,12 +272,17 @@ def _html_section(entry: _Entry) -> list[str]:
         '<dl class="facts">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in entry.facts()) + "</dl>",
     ]
     if result.phases:
-        header, rows = _phase_cells(result)
+        header, rows = phase_table(result)
 
-        def line(tag: str, texts: list[str]) -> str:
-            return "<tr>" + "".join(
-                f'<{tag}{" class=num" if i in _PHASE_NUMERIC else ""}>{e(text)}</{tag}>' for i, text in enumerate(texts)
-            ) + "</tr>"
+        def line(tag: str, texts: Sequence[str]) -> str:
+            return (
+                "<tr>"
+                + "".join(
+                    f"<{tag}{' class=num' if i in PHASE_NUMERIC else ''}>{e(text)}</{tag}>"
+                    for i, text in enumerate(texts)
+                )
+                + "</tr>"
+            )
 
         out.append("<h3>Phases</h3>")
         out.append(
@@ -298,18 +298,23 @@ def _html_section(entry: _Entry) -> list[str]:
             details = "".join(f'<div class="detail">{e(line)}</div>' for line in check.details)
             out.append(
                 f'<li class="{state}"><span class="outcome {state}">{state.upper()}</span> '
-                f"{e(_check_title(check))}: obtained <code>{e(check.obtained)}</code>, "
+                f"{e(check.title)}: obtained <code>{e(check.obtained)}</code>, "
                 f"expected <code>{e(check.expected)}</code>{details}</li>"
             )
         out.append("</ul>")
     else:
         out.append('<p class="muted">No invariant checks.</p>')
-    figures = [(src, alt) for src, alt in ((entry.curves, "training curves"), (entry.confusion, "confusion matrix")) if src]
+    figures = [
+        (src, alt) for src, alt in ((entry.curves, "training curves"), (entry.confusion, "confusion matrix")) if src
+    ]
     if figures:
         out.append("<h3>Figures</h3>")
         out.append(
             '<div class="figures">'
-            + "".join(f'<a href="{e(src)}"><img src="{e(src)}" alt="{e(alt)} of {e(result.name)}"></a>' for src, alt in figures)
+            + "".join(
+                f'<a href="{e(src)}"><img src="{e(src)}" alt="{e(alt)} of {e(result.name)}"></a>'
+                for src, alt in figures
+            )
             + "</div>"
         )
     if entry.logdir:
@@ -325,24 +330,29 @@ def _markdown(entries: list[_Entry], root: Path) -> str:
     out = [f"# {TITLE}", "", _counts(entries), ""]
     if any(entry.logdir for entry in entries):
         out += [f"All TensorBoard logs: {_md_code(f'tensorboard --logdir {root.resolve()}')}", ""]
-    out += _md_table([name for name, _ in COLUMNS], [cells(row) for entry in entries for row in entry.rows],
-                     numeric={i for i, (_, align) in enumerate(COLUMNS) if align == ">"})
+    out += markdown_table(
+        [name for name, _ in COLUMNS],
+        [cells(row) for entry in entries for row in entry.rows],
+        numeric={i for i, (_, align) in enumerate(COLUMNS) if align == ">"},
+    )
     for entry in entries:
         result = entry.result
-        out += ["", f"## {_md_escape(result.name)}: {entry.outcome}", ""]
-        out += [f"- {k}: {_md_escape(v)}" for k, v in entry.facts()]
+        out += ["", f"## {markdown_escape(result.name)}: {entry.outcome}", ""]
+        out += [f"- {k}: {markdown_escape(v)}" for k, v in entry.facts()]
         if result.phases:
-            header, rows = _phase_cells(result)
-            out += ["", "### Phases", ""] + _md_table(header, rows, numeric=_PHASE_NUMERIC)
+            header, rows = phase_table(result)
+            out += ["", "### Phases", "", *markdown_table(header, rows, numeric=PHASE_NUMERIC)]
         out += ["", f"### Checks ({_check_counts(result.checks)})", ""]
         if not result.checks:
             out.append("No invariant checks.")
         for check in result.checks:
             state = "PASSED" if check.passed else "**FAILED**"
-            title = _md_escape(_check_title(check))
+            title = markdown_escape(check.title)
             out.append(f"- {state} {title}: obtained {_md_code(check.obtained)}, expected {_md_code(check.expected)}")
-            out += [f"  - {_md_escape(line)}" for line in check.details]
-        figures = [(src, alt) for src, alt in ((entry.curves, "training curves"), (entry.confusion, "confusion matrix")) if src]
+            out += [f"  - {markdown_escape(line)}" for line in check.details]
+        figures = [
+            (src, alt) for src, alt in ((entry.curves, "training curves"), (entry.confusion, "confusion matrix")) if src
+        ]
         if figures:
             out += ["", "### Figures"]
             for src, alt in figures:
@@ -352,29 +362,13 @@ def _markdown(entries: list[_Entry], root: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, numeric: set[int]) -> list[str]:
-    rule = ["---:" if i in numeric else "---" for i in range(len(header))]
-    return [
-        "| " + " | ".join(cells_) + " |"
-        for cells_ in ([_md_escape(h) for h in header], rule, *([_md_escape(c) or " " for c in row] for row in rows))
-    ]
-
-
 def _md_code(text: str) -> str:
     fence = "``" if "`" in text else "`"
     pad = " " if fence == "``" else ""
     return f"{fence}{pad}{text.replace(chr(10), ' ')}{pad}{fence}"
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
 # -------------------------------------------------------------------------------------- shared
-
-
-def _check_title(check: Check) -> str:
-    return f"{check.phase}: {check.name}" if check.phase else check.name
 
 
 def _check_counts(checks: list[Check]) -> str:

@@ -36,8 +36,7 @@ def training_curves(result: ExperimentResult, path: str | os.PathLike[str]) -> P
     """
     if not result.phases:
         raise ValueError(
-            f"Training curves need at least one phase with a history. "
-            f"Received: {result.name!r} with phases=[]"
+            f"Training curves need at least one phase with a history. Received: {result.name!r} with phases=[]"
         )
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -59,7 +58,9 @@ def training_curves(result: ExperimentResult, path: str | os.PathLike[str]) -> P
 
     for axes, metric, label in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy")):
         axes.plot(epochs, series[metric], color=TRAIN_COLOR, marker="o", markersize=3.5, label="train")
-        axes.plot(epochs, series[f"val_{metric}"], color=VALIDATION_COLOR, marker="o", markersize=3.5, label="validation")
+        axes.plot(
+            epochs, series[f"val_{metric}"], color=VALIDATION_COLOR, marker="o", markersize=3.5, label="validation"
+        )
         axes.set_xlabel("epoch (all phases)")
         axes.set_ylabel(label)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -76,7 +77,7 @@ def training_curves(result: ExperimentResult, path: str | os.PathLike[str]) -> P
         summary += f", test acc {final.test_accuracy:.3f}"
     figure.suptitle(f"{_wrap(result.name, 90)}\n{summary}", fontsize=11)
     figure.canvas.draw()  # lay out once, so that label extents are known
-    for axes, texts in zip((loss_axes, accuracy_axes), phase_labels):
+    for axes, texts in zip((loss_axes, accuracy_axes), phase_labels, strict=False):
         _arrange_phase_labels(figure, axes, texts)
     return _save(figure, path)
 
@@ -85,8 +86,8 @@ def confusion_matrix(result: ExperimentResult, path: str | os.PathLike[str]) -> 
     """Draws `result.confusion_matrix` as a heatmap: rows true class, columns predicted.
 
     Cells show counts (and the row percentage for up to 10 classes); colour is the fraction
-    of the true class, so rare classes read as clearly as common ones. The title names the split:
-    test, or validation when the data set has no test split.
+    of the true class, so rare classes read as clearly as common ones. The title names the split
+    the engine counted (`result.confusion_split`): test, or validation when there is no test split.
 
     Args:
         result: the experiment's result; needs `confusion_matrix`.
@@ -106,10 +107,10 @@ def confusion_matrix(result: ExperimentResult, path: str | os.PathLike[str]) -> 
     size = len(matrix)
     names = list(result.class_names) if len(result.class_names) == size else [str(i) for i in range(size)]
     totals = [sum(row) for row in matrix]
-    fractions = [[count / total if total else 0.0 for count in row] for row, total in zip(matrix, totals)]
+    fractions = [[count / total if total else 0.0 for count in row] for row, total in zip(matrix, totals, strict=False)]
     correct = sum(matrix[i][i] for i in range(size))
     seen = sum(totals)
-    split = confusion_split(result)
+    split = result.confusion_split or "unnamed"
 
     side = min(max(4.6, 0.55 * size + 3.2), 14)
     figure = _figure(Figure, (side + 1.0, side))
@@ -134,13 +135,10 @@ def confusion_matrix(result: ExperimentResult, path: str | os.PathLike[str]) -> 
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     accuracy = f", accuracy {correct / seen:.3f}" if seen else ""
-    axes.set_title(f"{_wrap(result.name, int(side * 8))}\nconfusion matrix, {split} split (n={seen}){accuracy}", fontsize=11)
+    axes.set_title(
+        f"{_wrap(result.name, int(side * 8))}\nconfusion matrix, {split} split (n={seen}){accuracy}", fontsize=11
+    )
     return _save(figure, path)
-
-
-def confusion_split(result: ExperimentResult) -> str:
-    """The split the engine computes the confusion matrix on: "test", or "validation" without one."""
-    return "test" if "test" in result.split_sizes else "validation"
 
 
 def _figure(figure_class: Any, size: tuple[float, float]) -> Any:
@@ -196,8 +194,10 @@ def _arrange_phase_labels(figure: Any, axes: Any, texts: list[tuple[Any, int, in
 
 
 def _epochs_in(history: dict[str, list[float]], epochs_run: int) -> int:
-    lengths = [len(values) for key, values in history.items() if key in ("loss", "val_loss", "accuracy", "val_accuracy")]
-    return max(lengths + [epochs_run]) if lengths else epochs_run
+    lengths = [
+        len(values) for key, values in history.items() if key in ("loss", "val_loss", "accuracy", "val_accuracy")
+    ]
+    return max([*lengths, epochs_run]) if lengths else epochs_run
 
 
 def _wrap(text: str, width: int) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.paths import publish_directory_mode
-from harness.report.terminal import format_accuracy, format_duration
+from harness.report.tables import PHASE_NUMERIC, markdown_table, phase_table
 from harness.results import ExperimentResult
 
 TRAIN_RUN = "train"
@@ -28,8 +28,7 @@ def write_tensorboard(result: ExperimentResult, logdir: str | os.PathLike[str]) 
 
     Every history key becomes a scalar: `loss` and `accuracy` (and e.g. `learning_rate`) under
     the `train` run, `val_loss` and `val_accuracy` as `loss` and `accuracy` under `validation`.
-    The `train` run also holds two text summaries: `phases` (kind, epochs, training path, cache,
-    accuracies, parameters per phase) and `checks` (the invariants).
+    The `train` run also holds two text summaries: `phases` (the index page's phase table) and `checks` (the invariants).
 
     The event files are written into a fresh folder that then replaces `logdir`, so rewriting a
     report never doubles the curves and no reader sees a half-written log.
@@ -70,20 +69,13 @@ def write_tensorboard(result: ExperimentResult, logdir: str | os.PathLike[str]) 
 
 
 def phases_markdown(result: ExperimentResult) -> str:
-    """A Markdown table of the phases, as TensorBoard's text dashboard renders it."""
-    lines = [
-        f"**{result.name}**: {result.backbone} ({result.weights or 'random'} weights) on {result.dataset}, seed {result.seed}",
-        "",
-        "| phase | kind | epochs | path | cache | val acc | test acc | trainable | frozen | time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for p in result.phases:
-        lines.append(
-            f"| {p.name} | {p.kind} | {p.epochs_run}/{p.epochs} | {p.path} ({p.path_reason}) | {p.cache} | "
-            f"{format_accuracy(p.val_accuracy)} | {format_accuracy(p.test_accuracy)} | "
-            f"{p.trainable_params:,} | {p.non_trainable_params:,} | {format_duration(p.wall_time_s)} |"
-        )
-    return "\n".join(line.replace("\n", " ") for line in lines)
+    """A Markdown table of the phases (`tables.phase_table`), as TensorBoard's text dashboard renders it."""
+    header, rows = phase_table(result)
+    title = (
+        f"**{result.name}**: {result.backbone} ({result.weights or 'random'} weights) on {result.dataset}, "
+        f"seed {result.seed}"
+    )
+    return "\n".join([title.replace("\n", " "), "", *markdown_table(header, rows, numeric=PHASE_NUMERIC)])
 
 
 def checks_markdown(result: ExperimentResult) -> str:
@@ -99,7 +91,9 @@ def _scalars(result: ExperimentResult) -> tuple[dict[str, list[tuple[int, float]
     for phase in result.phases:
         length = max([len(v) for v in phase.history.values()] + [phase.epochs_run])
         for key, values in phase.history.items():
-            run, tag = (validation, key[len(_VALIDATION_PREFIX):]) if key.startswith(_VALIDATION_PREFIX) else (train, key)
+            run, tag = (
+                (validation, key[len(_VALIDATION_PREFIX) :]) if key.startswith(_VALIDATION_PREFIX) else (train, key)
+            )
             run.setdefault(tag, []).extend((offset + i + 1, float(v)) for i, v in enumerate(values))
         offset += length
     return train, validation

@@ -6,8 +6,9 @@ index render the same rows through `cells`, so the three tables always agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.results import ExperimentResult
 
@@ -71,7 +72,9 @@ def rows_for(result: ExperimentResult, outcome: str, baseline: Mapping[str, Any]
     last = len(result.phases) - 1
     for index, phase in enumerate(result.phases):
         final = index == last
-        metric, reference, delta = _compare(phase.val_accuracy, phase.test_accuracy, baseline) if final else (None, None, None)
+        metric, reference, delta = (
+            _compare(phase.val_accuracy, phase.test_accuracy, baseline) if final else (None, None, None)
+        )
         rows.append(
             SummaryRow(
                 experiment=result.name,
@@ -106,7 +109,9 @@ def summary_lines(rows: Sequence[SummaryRow]) -> list[str]:
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
 
     def render(line: Sequence[str]) -> str:
-        return SEPARATOR.join(f"{cell:{align}{width}}" for cell, (_, align), width in zip(line, COLUMNS, widths))
+        return SEPARATOR.join(
+            f"{cell:{align}{width}}" for cell, (_, align), width in zip(line, COLUMNS, widths, strict=False)
+        )
 
     header = render(table[0])
     return [header, "-" * len(header)] + [render(line) for line in table[1:]]

@@ -13,44 +13,59 @@ Preparation is offline. The images come from the installed PyPI package `elpv-da
 To build from another copy of ELPV (for example a clone of the original repository), put its
 `labels.csv` and `images/` in the download config's `manual_dir`, which then takes precedence.
 
-The module-level functions (`parse_labels`, `stratified_split`, `split_sizes`,
-`probability_to_label`, `is_defective`) are pure and need neither TensorFlow nor the images.
+The labels and the split (`parse_labels`, `stratified_split`, `split_sizes`,
+`probability_to_label`, `is_defective`) are pure functions in `elpv_labels`, re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.resources
-import math
-import pathlib
 import struct
-from typing import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-SPLIT_SEED = 2019
-"""Seed of the fixed train/validation/test split (the year of Deitsch et al.)."""
+from harness.data.datasets.elpv_labels import (
+    CELL_TYPE_NAMES,
+    DEFECTIVE_NAMES,
+    LABEL_NAMES,
+    LABELS_FILENAME,
+    SPLIT_NAMES,
+    SPLIT_PERCENTAGES,
+    SPLIT_SEED,
+    ElpvRecord,
+    is_defective,
+    parse_labels,
+    probability_to_label,
+    split_sizes,
+    stratified_split,
+)
 
-SPLIT_PERCENTAGES: Mapping[str, int] = {"train": 65, "validation": 15, "test": 20}
-"""Share of every (label, cell type) stratum that goes to each split, in percent."""
-
-SPLIT_NAMES: tuple[str, ...] = tuple(SPLIT_PERCENTAGES)
-
-LABEL_NAMES: tuple[str, ...] = ("p0", "p33", "p67", "p100")
-"""Names of the 4-class `label`: defect probability 0, 1/3, 2/3 and 1, in that order."""
-
-DEFECTIVE_NAMES: tuple[str, ...] = ("functional", "defective")
-"""Names of the binary `defective` label (defective when the defect probability is >= 0.5)."""
-
-CELL_TYPE_NAMES: tuple[str, ...] = ("mono", "poly")
-"""Module types: monocrystalline or polycrystalline."""
+__all__ = [
+    "CELL_TYPE_NAMES",
+    "DEFECTIVE_NAMES",
+    "HOMEPAGE",
+    "IMAGE_SIZE",
+    "LABELS_FILENAME",
+    "LABEL_NAMES",
+    "SPLIT_NAMES",
+    "SPLIT_PERCENTAGES",
+    "SPLIT_SEED",
+    "Elpv",
+    "ElpvRecord",
+    "is_defective",
+    "package_data_dir",
+    "parse_labels",
+    "probability_to_label",
+    "split_sizes",
+    "stratified_split",
+]
 
 IMAGE_SIZE = 300
 """Height and width of every ELPV image, in pixels."""
-
-LABELS_FILENAME = "labels.csv"
 
 HOMEPAGE = "https://github.com/zae-bayern/elpv-dataset"
 
@@ -58,10 +73,6 @@ _PACKAGE = "elpv_dataset"
 _PIP_NAME = "elpv-dataset"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_GRAYSCALE = 0
-# The four probabilities ELPV uses differ by 1/3, so this tolerance only absorbs
-# the rounding of "0.3333333333333333" and the like.
-_PROBABILITY_TOLERANCE = 1e-6
-
 _CITATION = r"""
 @article{Deitsch2019,
   author    = {Sergiu Deitsch and Vincent Christlein and Stephan Berger and Claudia Buerhop-Lutz and Andreas Maier and Florian Gallwitz and Christian Riess},
@@ -112,194 +123,6 @@ clone of {HOMEPAGE}), put its `{LABELS_FILENAME}` and `images/` directory in `ma
 """
 
 
-@dataclasses.dataclass(frozen=True)
-class ElpvRecord:
-    """One row of ELPV's `labels.csv`.
-
-    Attributes:
-        path: Image path relative to the directory of `labels.csv`, as written in the
-            file (e.g. `"images/cell0001.png"`).
-        defect_probability: 0, 1/3, 2/3 or 1.
-        cell_type: `"mono"` or `"poly"`.
-    """
-
-    path: str
-    defect_probability: float
-    cell_type: str
-
-    @property
-    def filename(self) -> str:
-        """The image's file name (e.g. `"cell0001.png"`); also the example's TFDS key."""
-        return pathlib.PurePosixPath(self.path).name
-
-    @property
-    def label(self) -> int:
-        """Index into `LABEL_NAMES` (0 to 3)."""
-        return probability_to_label(self.defect_probability)
-
-    @property
-    def defective(self) -> bool:
-        """Whether the cell counts as defective (defect probability >= 0.5)."""
-        return is_defective(self.defect_probability)
-
-
-def probability_to_label(defect_probability: float) -> int:
-    """Maps an ELPV defect probability to its 4-class label.
-
-    Args:
-        defect_probability: 0, 1/3, 2/3 or 1 (within 1e-6).
-
-    Returns:
-        The index into `LABEL_NAMES`: 0 for 0, 1 for 1/3, 2 for 2/3 and 3 for 1.
-
-    Raises:
-        ValueError: If the probability is not one of the four ELPV values.
-    """
-    scaled = float(defect_probability) * 3.0
-    label = round(scaled) if math.isfinite(scaled) else -1
-    if not 0 <= label <= 3 or abs(scaled - label) > 3 * _PROBABILITY_TOLERANCE:
-        raise ValueError(
-            "An ELPV defect probability must be one of 0, 1/3, 2/3 or 1. Check that the "
-            f"labels come from ELPV's {LABELS_FILENAME}. "
-            f"Received: defect_probability={defect_probability!r}"
-        )
-    return label
-
-
-def is_defective(defect_probability: float) -> bool:
-    """Returns whether a cell with this defect probability counts as defective (p >= 0.5).
-
-    Args:
-        defect_probability: 0, 1/3, 2/3 or 1.
-
-    Raises:
-        ValueError: If the probability is not one of the four ELPV values.
-    """
-    return probability_to_label(defect_probability) >= 2
-
-
-def parse_labels(text: str, *, source: str = LABELS_FILENAME) -> list[ElpvRecord]:
-    """Parses the text of ELPV's `labels.csv`.
-
-    The file has one whitespace-separated row per image and no header:
-    `images/cell0001.png  1.0                 mono`.
-
-    Args:
-        text: The file's content.
-        source: Where the text comes from, for error messages. Defaults to `"labels.csv"`.
-
-    Returns:
-        The records in file order.
-
-    Raises:
-        ValueError: If a row does not have 3 fields, a probability or cell type is not
-            one of ELPV's values, or two rows name the same image file.
-    """
-    records = []
-    seen: dict[str, int] = {}
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        where = f"line {line_number} of {source}"
-        if len(fields) != 3:
-            raise ValueError(
-                f"Each row of ELPV's {LABELS_FILENAME} must have 3 whitespace-separated fields "
-                f"(image path, defect probability, cell type), but {where} has {len(fields)}. "
-                f"Fix or replace the file. Received: {line!r}"
-            )
-        path, probability_text, cell_type = fields
-        try:
-            probability = float(probability_text)
-            probability_to_label(probability)
-        except ValueError:
-            raise ValueError(
-                f"The defect probability on {where} must be one of 0, 1/3, 2/3 or 1. "
-                f"Fix or replace the file. Received: {probability_text!r}"
-            ) from None
-        if cell_type not in CELL_TYPE_NAMES:
-            raise ValueError(
-                f"The cell type on {where} must be one of {list(CELL_TYPE_NAMES)}. "
-                f"Fix or replace the file. Received: {cell_type!r}"
-            )
-        record = ElpvRecord(path=path, defect_probability=probability, cell_type=cell_type)
-        if record.filename in seen:
-            raise ValueError(
-                f"Each image may appear once in {source}, but {record.filename!r} appears on "
-                f"lines {seen[record.filename]} and {line_number}. Remove the duplicate row. "
-                f"Received: {line!r}"
-            )
-        seen[record.filename] = line_number
-        records.append(record)
-    return records
-
-
-def split_sizes(num_examples: int) -> dict[str, int]:
-    """Returns how many cells of a stratum of `num_examples` go to each split.
-
-    Validation gets round_half_up(15% of n), test round_half_up(20% of n), computed in
-    integers so that no float rounding is involved, and train the remaining ~65%.
-
-    Args:
-        num_examples: Size of the stratum (>= 0).
-
-    Returns:
-        `{"train": ..., "validation": ..., "test": ...}`, summing to `num_examples`.
-    """
-    if num_examples < 0:
-        raise ValueError(
-            "A stratum cannot have a negative size. Pass the number of records in the stratum. "
-            f"Received: num_examples={num_examples}"
-        )
-    validation = (SPLIT_PERCENTAGES["validation"] * num_examples + 50) // 100
-    test = (SPLIT_PERCENTAGES["test"] * num_examples + 50) // 100
-    return {"train": num_examples - validation - test, "validation": validation, "test": test}
-
-
-def stratified_split(
-    records: Iterable[ElpvRecord], *, seed: int = SPLIT_SEED
-) -> dict[str, list[ElpvRecord]]:
-    """Splits ELPV records into train, validation and test, stratified by (label, cell type).
-
-    Within each stratum the records are sorted by file name, so that the result does not
-    depend on the input order, then permuted with
-    `np.random.default_rng([seed, label, cell_type_index])`: a stratum's split depends on
-    that stratum's files only. The first `split_sizes(n)["validation"]` permuted records go
-    to validation, the next `split_sizes(n)["test"]` to test, the rest to train.
-
-    Args:
-        records: The records to split; file names must be unique.
-        seed: Seed of the split. Defaults to `SPLIT_SEED`.
-
-    Returns:
-        `{"train": [...], "validation": [...], "test": [...]}`, each list sorted by file
-        name. The three lists are disjoint and together hold every record.
-
-    Raises:
-        ValueError: If two records have the same file name.
-    """
-    ordered = sorted(records, key=lambda record: record.filename)
-    for previous, current in zip(ordered, ordered[1:]):
-        if previous.filename == current.filename:
-            raise ValueError(
-                "Each ELPV image may appear once, since its file name is its key. Remove the "
-                f"duplicate record. Received: {previous.path!r} and {current.path!r}"
-            )
-    splits: dict[str, list[ElpvRecord]] = {name: [] for name in SPLIT_NAMES}
-    for label in range(len(LABEL_NAMES)):
-        for type_index, cell_type in enumerate(CELL_TYPE_NAMES):
-            stratum = [r for r in ordered if r.label == label and r.cell_type == cell_type]
-            permutation = np.random.default_rng([seed, label, type_index]).permutation(len(stratum))
-            shuffled = [stratum[i] for i in permutation]
-            sizes = split_sizes(len(stratum))
-            start_test = sizes["validation"]
-            start_train = start_test + sizes["test"]
-            splits["validation"] += shuffled[:start_test]
-            splits["test"] += shuffled[start_test:start_train]
-            splits["train"] += shuffled[start_train:]
-    return {name: sorted(split, key=lambda record: record.filename) for name, split in splits.items()}
-
-
 def package_data_dir() -> epath.Path:
     """Returns the data directory of the installed `elpv-dataset` package.
 
@@ -339,7 +162,7 @@ class Elpv(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for ELPV, read offline from the `elpv-dataset` package."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": (
             f"Initial release: {_PIP_NAME} 1.0.0.post1, fixed split stratified by "
             f"(label, cell_type), seed {SPLIT_SEED}, 65/15/20."
@@ -394,14 +217,17 @@ class Elpv(tfds.core.GeneratorBasedBuilder):
         for record in records:
             image = (source_dir / record.path).read_bytes()
             _check_png(image, record.filename)
-            yield record.filename, {
-                "image": image,
-                "defect_probability": np.float32(record.defect_probability),
-                "defective": int(record.defective),
-                "label": record.label,
-                "cell_type": record.cell_type,
-                "filename": record.filename,
-            }
+            yield (
+                record.filename,
+                {
+                    "image": image,
+                    "defect_probability": np.float32(record.defect_probability),
+                    "defective": int(record.defective),
+                    "label": record.label,
+                    "cell_type": record.cell_type,
+                    "filename": record.filename,
+                },
+            )
 
 
 def _source_dir(dl_manager: tfds.download.DownloadManager) -> epath.Path:

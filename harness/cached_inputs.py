@@ -1,0 +1,142 @@
+"""The inputs a cached phase trains on: the frozen part's outputs on every split, from memory, disk or one pass.
+
+The disk entry's key names everything that changes the arrays (backbone, a digest of the frozen
+weights, the data set and its splits, the input size, where the cut is, the dihedral views,
+the frozen pass's runtime); a per-image checksum guards against a data set that yields its
+images in another order than when the entry was written. The pass itself runs on LiteRT or
+Keras (`harness.inference`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from harness import inference, spec, symmetry
+from harness.batching import PREDICT_BATCH, image_batches, train_images
+from harness.cache import FeatureCache, make_key, weights_digest
+from harness.data import loading
+from harness.planning import Plan
+
+Arrays = dict[str, np.ndarray]
+
+
+class CachedInputs:
+    """The frozen part's outputs for one experiment's phases; keeps the last entry in memory.
+
+    `get(plan, test=...)` returns the arrays by split ("train", "validation", and "test" when
+    asked for), the cache state ("hit" or "miss") and what ran the frozen pass, if one ran.
+    """
+
+    def __init__(
+        self,
+        experiment: spec.Experiment,
+        data: loading.LoadedData,
+        *,
+        cache: FeatureCache | None,
+        frozen_runtime: str,
+        backbone_training: bool | None,
+    ) -> None:
+        self.experiment, self.data, self.cache = experiment, data, cache
+        self.frozen_runtime, self.backbone_training = frozen_runtime, backbone_training
+        self._memory: dict[str, Arrays] = {}
+
+    def get(self, plan: Plan, *, test: bool) -> tuple[Arrays, str, str | None]:
+        lower = plan.lower
+        assert lower is not None
+        experiment, data = self.experiment, self.data
+        splits = [s for s in loading.SPLITS if data.split(s) is not None and (test or s != "test")]
+        digest = weights_digest(v.numpy() for v in lower.weights)
+        key = self._key(plan, splits, digest)
+        memory_key = key or f"{plan.training_path}:{plan.views}:{splits}:{digest}"
+        if memory_key in self._memory:
+            return self._memory[memory_key], "hit", None
+        cache = self.cache if key is not None else None
+        stored = cache.get(key) if cache is not None and key is not None else None
+        # The key names the data, not its order: only an entry on disk needs the checksums.
+        checksums = {s: self._checksums(s) for s in splits} if cache is not None else {}
+        ran_on: str | None
+        if stored is not None and all(_same(stored.get(f"{s}_checksums"), checksums[s]) for s in splits):
+            arrays, state, ran_on = {s: stored[s] for s in splits}, "hit", None
+        else:
+            # One pass over the splits back to back: one traced function, one ragged last batch.
+            images = self._split(splits[0])
+            for split in splits[1:]:
+                images = images.concatenate(self._split(split))
+            frozen_pass = inference.FrozenPass(lower, self.frozen_runtime)
+            ran_on = frozen_pass.ran_on
+            outputs = frozen_pass(image_batches(images).as_numpy_iterator())
+            bounds = np.cumsum([0] + [data.sizes[s] for s in splits])
+            arrays = {s: outputs[bounds[i] : bounds[i + 1]] for i, s in enumerate(splits)}
+            if plan.views:
+                arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views)
+            state = "miss"
+            if cache is not None and key is not None:
+                cache.put(
+                    key,
+                    {**arrays, **{f"{s}_checksums": checksums[s] for s in splits}},
+                    metadata={
+                        "experiment": experiment.name,
+                        "backbone": experiment.backbone.name,
+                        "output": plan.training_path,
+                        "dataset": experiment.dataset.identity,
+                        "image_size": experiment.image_size,
+                    },
+                )
+        self._memory = {memory_key: arrays}  # keep one entry: the next phase usually needs another cut
+        return arrays, state, ran_on
+
+    def _key(self, plan: Plan, splits: list[str], digest: str) -> str | None:
+        """The disk entry's key; None for in-memory arrays without a `cache_key` (nothing names them)."""
+        dataset = self.experiment.dataset
+        if isinstance(dataset, spec.Arrays) and dataset.cache_key is None:
+            return None
+        return make_key(
+            backbone=self.experiment.backbone.name,
+            weights=digest,
+            dataset=dataset.identity,
+            splits={s: _split_name(dataset, s) for s in splits},
+            image_size=self.experiment.image_size,
+            output=plan.training_path,
+            pooled=plan.pooled,
+            views=plan.views,
+            training=self.backbone_training,
+            runtime=self.frozen_runtime,
+        )
+
+    def _split(self, name: str) -> tf.data.Dataset:
+        dataset = self.data.split(name)
+        assert dataset is not None, name
+        return dataset
+
+    def _checksums(self, split: str) -> np.ndarray:
+        sums = self._split(split).batch(256).map(_pixel_sums)
+        return np.concatenate(list(sums.as_numpy_iterator()))
+
+    def _train_views(
+        self, frozen_pass: inference.FrozenPass, identity: np.ndarray, views: tuple[int, ...]
+    ) -> np.ndarray:
+        """The frozen pass's outputs on every view of the training images, shape (views, images, ...)."""
+        assert views[0] == 0, views  # the identity, already computed with the other splits
+        stacked = np.empty((len(views), *identity.shape), dtype=np.float32)
+        stacked[0] = identity
+        images = train_images(self.data)
+        for position, k in enumerate(views[1:], start=1):
+            stacked[position] = frozen_pass(inference.batches_of(symmetry.view(images, k), PREDICT_BATCH))
+        return stacked
+
+
+def _pixel_sums(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.cast(images, tf.float64), axis=[1, 2, 3])
+
+
+def _same(stored: np.ndarray | None, computed: np.ndarray) -> bool:
+    return stored is not None and np.array_equal(stored, computed)
+
+
+def _split_name(dataset: spec.Dataset, role: str) -> str | None:
+    if isinstance(dataset, spec.TfdsDataset):
+        return {"train": dataset.train_split, "validation": dataset.validation_split, "test": dataset.test_split}[role]
+    if isinstance(dataset, spec.ImageFolder):
+        return f"test:{dataset.test_path}" if role == "test" else f"{role}:{dataset.validation_split}"
+    return role

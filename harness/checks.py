@@ -1,0 +1,131 @@
+"""The checks stage: everything asserted about a run, evaluated in one place and in one order.
+
+1. the cached-path agreement check, always on, for every phase trained on cached inputs;
+2. every declared expectation, in the order the spec declares them, through `CHECKS`: a table
+   from expectation type to its check (a new expectation is one dataclass in the spec language
+   and one entry here). `beats` compares against the other experiment's result of this
+   session, else its recorded baseline;
+3. the regression gate against the experiment's baseline (`harness.baselines.compare`), unless
+   baselines are being recorded; without a baseline it warns that the gate is off.
+
+Only `evaluate` writes `ExperimentResult.checks`. No TensorFlow: it reads `harness.results.Run`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from harness import baselines, invariants, spec
+from harness.results import Check, ExperimentResult, Run
+
+Entry = Mapping[str, Any]  # a baseline entry, or another experiment's final metrics
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a check reads besides its expectation: the run, and the other experiments' results."""
+
+    run: Run
+    results: Mapping[str, ExperimentResult]  # this session's, by experiment name
+    baselines: Mapping[str, Entry]  # the recorded entries, by experiment name
+
+    def reference(self, name: str) -> Entry | None:
+        """Experiment `name`'s final accuracies and their `source`: this session's result, else its baseline."""
+        if name in self.results:
+            final = self.results[name].final
+            return {"val_accuracy": final.val_accuracy, "test_accuracy": final.test_accuracy, "source": "this session"}
+        if name in self.baselines:
+            return {**self.baselines[name], "source": "the baseline"}
+        return None
+
+
+def _frozen_weights(expectation: spec.FrozenWeightsUnchanged, inputs: Inputs) -> list[Check]:
+    return [invariants.frozen_weights(phase, changes) for phase, changes in inputs.run.weight_changes.items()]
+
+
+def _trainable_weights(expectation: spec.TrainableWeightsChanged, inputs: Inputs) -> list[Check]:
+    return [invariants.trainable_weights(phase, changes) for phase, changes in inputs.run.weight_changes.items()]
+
+
+def _trainable_params(expectation: spec.TrainableParams, inputs: Inputs) -> list[Check]:
+    return [invariants.trainable_params(inputs.run.result, phase, count) for phase, count in expectation.per_phase]
+
+
+def _min_accuracy(expectation: spec.MinAccuracy, inputs: Inputs) -> list[Check]:
+    return [invariants.min_accuracy(inputs.run.result, expectation)]
+
+
+def _loss_decreases(expectation: spec.LossDecreases, inputs: Inputs) -> list[Check]:
+    return [invariants.loss_decreases(phase.name, phase.history.get("loss", [])) for phase in inputs.run.result.phases]
+
+
+def _beats(expectation: spec.Beats, inputs: Inputs) -> list[Check]:
+    return [invariants.beats(inputs.run.result, expectation, inputs.reference(expectation.other))]
+
+
+# One entry per expectation type of the spec language (`spec.Expectation`).
+CHECKS: dict[type, Callable[[Any, Inputs], list[Check]]] = {
+    spec.FrozenWeightsUnchanged: _frozen_weights,
+    spec.TrainableWeightsChanged: _trainable_weights,
+    spec.TrainableParams: _trainable_params,
+    spec.MinAccuracy: _min_accuracy,
+    spec.LossDecreases: _loss_decreases,
+    spec.Beats: _beats,
+}
+
+
+def evaluate(
+    experiment: spec.Experiment,
+    run: Run,
+    *,
+    results: Mapping[str, ExperimentResult],
+    recorded: Mapping[str, Entry],
+    gate: baselines.Gate | None,
+) -> list[Check]:
+    """Evaluates every check of `run` and stores them in `run.result.checks`; returns them.
+
+    Args:
+        experiment: The experiment that ran.
+        run: What `harness.engine.run` returned for it.
+        results: The results of the experiments that ran before it in this session, by name.
+        recorded: The baseline file's entries, by experiment name.
+        gate: The regression gate's tolerance, file and remedy; None turns the gate off
+            (`--update-baselines`).
+    """
+    result = run.result
+    inputs = Inputs(run=run, results=results, baselines=recorded)
+    checks = [
+        invariants.cached_path(phase, result.split_sizes["validation"])
+        for phase in result.phases
+        if phase.cached_val_accuracy is not None
+    ]
+    for expectation in experiment.expect:
+        check = CHECKS.get(type(expectation))
+        if check is None:
+            raise TypeError(
+                f"No check for the expectation {type(expectation).__name__}: add one to "
+                f"harness.checks.CHECKS. Received: {expectation!r}"
+            )
+        checks += check(expectation, inputs)
+    if gate is not None:
+        checks += _baseline_gate(result, recorded.get(experiment.name), gate)
+    result.checks = checks
+    return checks
+
+
+def _baseline_gate(result: ExperimentResult, baseline: Entry | None, gate: baselines.Gate) -> list[Check]:
+    if baseline is None:
+        warnings.warn(
+            pytest.PytestWarning(
+                f"{result.name}: no baseline recorded in {gate.file}; the regression gate is off for it. "
+                f"Record one with: {gate.update_command}"
+            ),
+            stacklevel=2,
+        )
+        return []
+    return baselines.compare(result, baseline, gate)

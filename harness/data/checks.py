@@ -1,0 +1,66 @@
+"""What the loaded data must satisfy before the first phase trains.
+
+The spec's own checks (`harness.spec`) run at collection and cannot see the data; these run
+once it is loaded (`check_data`, called by the engine right after `loading.load`): the splits
+are held out from one another (no example in two splits, by content checksum), the
+expectations can be met (a test split for a test-accuracy floor), and `class_weight` names
+classes that exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import tensorflow as tf
+
+from harness import spec
+from harness.data.loading import DataError, LoadedData, describe
+
+# How many shared examples a message shows.
+_SHOWN = 3
+
+
+def check_data(experiment: spec.Experiment, data: LoadedData) -> None:
+    """Raises `DataError` if `data` cannot serve `experiment` as declared."""
+    where = describe(data.dataset)
+    if data.test is None and experiment.needs_test_split:
+        raise DataError(
+            f"{where} has no test split, but an expectation of {experiment.name!r} reads test accuracy "
+            "(min_test_accuracy or beats). Add a test split (a 'test' key for arrays(...)) or drop the expectation."
+        )
+    for phase in experiment.phases:
+        unknown = [label for label in phase.class_weight_labels if label >= data.num_classes]
+        if unknown:
+            declared = dict(phase.class_weight) if isinstance(phase.class_weight, tuple) else phase.class_weight
+            raise DataError(
+                f"`{phase.name}.class_weight` must name classes of {where} (0 to {data.num_classes - 1}). "
+                f"Received: class_weight={declared!r}"
+            )
+    _check_held_out(data, where)
+
+
+def _check_held_out(data: LoadedData, where: str) -> None:
+    digests = {name: _digests(ds) for name in spec.SPLITS if (ds := data.split(name)) is not None}
+    names = list(digests)
+    for i, first in enumerate(names):
+        index = {digest: position for position, digest in reversed(list(enumerate(digests[first])))}
+        for second in names[i + 1 :]:
+            shared = [(index[d], j) for j, d in enumerate(digests[second]) if d in index]
+            if shared:
+                shown = ", ".join(f"{first} #{a} = {second} #{b}" for a, b in shared[:_SHOWN])
+                more = f" and {len(shared) - _SHOWN} more" if len(shared) > _SHOWN else ""
+                raise DataError(
+                    f"The {first} and {second} splits of {where} share {len(shared)} example"
+                    f"{'s' if len(shared) != 1 else ''} (identical images): {shown}{more}. Held-out data must be "
+                    f"held out: declare disjoint splits or remove the duplicates from the data."
+                )
+
+
+def _digests(dataset: tf.data.Dataset) -> list[bytes]:
+    """A checksum of every image of `dataset`, in order (the prepared float32 pixels)."""
+    found: list[bytes] = []
+    for images, _ in dataset.batch(256).as_numpy_iterator():
+        for image in np.ascontiguousarray(images):
+            found.append(hashlib.blake2b(image.tobytes(), digest_size=16).digest())
+    return found

@@ -1,0 +1,46 @@
+"""The failures the harness reports in a few plain lines, and the translation of the errors an experiment meets.
+
+`HarnessFailure` is what an experiment's test item raises for a failure it explains itself (its
+`repr_failure` shows the message, no traceback). `reported` turns the errors of a spec that
+cannot run, of data that cannot be loaded and of pretrained weights that cannot be obtained
+into what the item reports. No TensorFlow at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from harness import spec
+from harness.backbones.errors import WeightsUnavailableError
+
+
+class HarnessFailure(Exception):
+    """A failure the harness reports in plain lines, without a traceback."""
+
+
+@contextlib.contextmanager
+def reported(experiment: spec.Experiment) -> Iterator[None]:
+    """Translates what running `experiment` raises into what its item reports.
+
+    - `WeightsUnavailableError` (offline, a weights package missing): the experiment is
+      skipped, with the reason;
+    - `spec.SpecError` (found only when the spec runs, e.g. a custom backbone's freezing rule):
+      a `HarnessFailure` naming the spec's line and "invalid spec";
+    - `harness.data.loading.DataError`: a `HarnessFailure` naming the spec's line.
+
+    Anything else propagates unchanged.
+    """
+    # Imported here: `harness.data.loading` imports TensorFlow, loaded by then for the engine.
+    from harness.data.loading import DataError
+
+    try:
+        yield
+    except WeightsUnavailableError as error:
+        pytest.skip(f"{experiment.name}: {error}")
+    except spec.SpecError as error:
+        raise HarnessFailure(f"{experiment.location}: invalid spec: {error}") from None
+    except DataError as error:
+        raise HarnessFailure(f"{experiment.location}: {error}") from None

@@ -1,0 +1,24 @@
+"""What an experiment adds to pytest's JUnit XML (`--junitxml`): its parameters and per-phase metrics.
+
+Pure functions over `ExperimentResult`; the item appends them to `user_properties`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from harness.results import ExperimentResult
+
+
+def properties(result: ExperimentResult) -> Iterator[tuple[str, Any]]:
+    """`params.<name>` per argument of a parametrised spec, then `<phase>.<metric>` per phase."""
+    for name, value in result.params.items():
+        yield f"params.{name}", value
+    for phase in result.phases:
+        yield f"{phase.name}.val_accuracy", round(phase.val_accuracy, 4)
+        if phase.test_accuracy is not None:
+            yield f"{phase.name}.test_accuracy", round(phase.test_accuracy, 4)
+        yield f"{phase.name}.trainable_params", phase.trainable_params
+        yield f"{phase.name}.wall_time_s", round(phase.wall_time_s, 1)
+        yield f"{phase.name}.training_path", phase.training_path

