@@ -5,6 +5,7 @@ A spec file imports what it needs from here; nothing here imports TensorFlow.
 
 __version__ = "0.1.0"
 
+from harness.backbones import load_backbone  # TensorFlow-free until called
 from harness.spec import (
     arrays,
     augment,
@@ -30,14 +31,6 @@ from harness.spec import (
     trainable_params,
     trainable_weights_changed,
 )
-
-
-def load_backbone(name, *, weights="imagenet", include_top=False, input_shape=(224, 224, 3)):
-    """See `harness.backbones.load_backbone` (imported lazily: it needs TensorFlow)."""
-    from harness.backbones import load_backbone as _load
-
-    return _load(name, weights=weights, include_top=include_top, input_shape=input_shape)
-
 
 __all__ = [
     "arrays",

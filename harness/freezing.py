@@ -18,20 +18,21 @@ from typing import Any
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One leaf layer: its name, enclosing model names (outermost first) and whether it is BatchNorm.
+    """One leaf layer: its name, the names of the models it is nested in (`parents`, outermost first) and
+    whether it is BatchNorm.
 
     `has_weights` says whether the layer holds weights (a convolution does, a ReLU does
     not); None where only the name is known. It does not take part in equality.
     """
 
     name: str
-    path: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
     is_batchnorm: bool = False
     has_weights: bool | None = field(default=None, compare=False)
 
     @property
     def qualified_name(self) -> str:
-        return "/".join((*self.path, self.name))
+        return "/".join((*self.parents, self.name))
 
 
 class RuleError(ValueError):
@@ -216,7 +217,7 @@ def layers_from_names(names: Iterable[str]) -> tuple[LayerInfo, ...]:
 # --------------------------------------------------------------------------- real Keras models
 
 
-def keras_layers(model: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[LayerInfo, Any]]:
+def keras_layers(model: Any, parents: tuple[str, ...] = ()) -> Iterator[tuple[LayerInfo, Any]]:
     """Yields (LayerInfo, layer) for every leaf layer of `model`, nested models expanded in place."""
     import keras
 
@@ -224,13 +225,13 @@ def keras_layers(model: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[Layer
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if isinstance(layer, keras.Model):
-            yield from keras_layers(layer, (*path, layer.name))
+            yield from keras_layers(layer, (*parents, layer.name))
             continue
         is_batchnorm = isinstance(layer, keras.layers.BatchNormalization)
         # Any variable counts: `variable.trainable` follows `layer.trainable` in Keras 3, so a layer that
         # an earlier phase froze would otherwise read as holding no weights.
         has_weights = bool(layer.weights)
-        yield LayerInfo(layer.name, path, is_batchnorm, has_weights), layer
+        yield LayerInfo(layer.name, parents, is_batchnorm, has_weights), layer
 
 
 def apply(model: Any, rule: Rule, *, train_batchnorm: bool = False) -> frozenset[str]:

@@ -101,7 +101,7 @@ def plan(
         )
     if first is None:
         return _features_plan(built, views)
-    if any(info.path for info, _ in pairs):
+    if any(info.parents for info, _ in pairs):
         return Plan(FULL, "the backbone nests models; activations are cached only for flat backbones")
     cut_layer = pairs[first][1]
     cut = _single_cut(pairs, first)

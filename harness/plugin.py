@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.paths import ENV_CACHE_DIR
+from harness.spec.validators import MAX_SEED
 from harness.spec.vocabulary import FROZEN_RUNTIMES
 
 # The shipped specs' accuracy moved by up to 0.025 between seeds 0 and 1, and by up to 0.033 before
@@ -104,6 +105,9 @@ def pytest_configure(config: pytest.Config) -> None:
     tolerance = config.getoption("tolerance")
     if not 0 <= tolerance <= 1:
         raise pytest.UsageError(f"--tolerance must be an accuracy drop in [0, 1], such as 0.02. Received: {tolerance}")
+    seed = config.getoption("harness_seed")
+    if seed is not None and not 0 <= seed < MAX_SEED:
+        raise pytest.UsageError(f"--seed must be an integer in [0, 2**32) (NumPy's seed range). Received: {seed}")
     cache_dir = config.getoption("cache_dir")
     if cache_dir:
         os.environ[ENV_CACHE_DIR] = str(Path(cache_dir).expanduser().resolve())

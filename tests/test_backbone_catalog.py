@@ -51,7 +51,7 @@ def test_backbone_names_cover_keras_applications_and_efficientnet_lite0():
 def test_describe_a_keras_application():
     info = describe("MobileNetV2")
 
-    assert (info.name, info.kind, info.module) == ("MobileNetV2", "keras_application", "mobilenet_v2")
+    assert (info.name, info.family, info.module) == ("MobileNetV2", "keras_application", "mobilenet_v2")
     assert (info.default_size, info.min_size) == (224, 32)
     assert info.layer_names[0] == "preprocess"
     assert info.layer_names[-1] == "out_relu"
@@ -72,7 +72,7 @@ def test_describe_efficientnet_lite0_uses_its_builders_layer_names():
 
     info = describe("efficientnet_lite0")
 
-    assert (info.kind, info.module, info.default_size) == ("efficientnet_lite", None, 224)
+    assert (info.family, info.module, info.default_size) == ("efficientnet_lite", None, 224)
     assert info.layer_names == tuple(lite.efficientnet_lite0_layer_names(include_top=False))
 
 

@@ -402,6 +402,15 @@ def test_tolerance_outside_zero_one_is_a_usage_error(pytester: pytest.Pytester, 
     )
 
 
+@pytest.mark.parametrize("value", ["-1", str(2**32)])
+def test_seed_outside_numpys_range_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
+    result = pytester.runpytest_inprocess("--seed", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --seed must be an integer in [[]0, 2[*][*]32) (NumPy's seed range). Received: {value}"]
+    )
+
+
 def test_unreadable_baseline_file_fails_each_experiment_plainly(spec_pytester: pytest.Pytester) -> None:
     spec_pytester.makepyfile(**{"specs/tiny": spec_file(experiment_text("tiny", phases=ONE_EPOCH, expect=""))})
     path = spec_pytester.path / BASELINES

@@ -23,7 +23,7 @@ METADATA = {"experiment": "tiny", "output": "features"}
 KEY_PARTS = {
     "backbone": "tiny",
     "weights": "0" * 64,
-    "dataset": {"kind": "arrays", "cache_key": "tiny-v1"},
+    "dataset": {"source": "arrays", "cache_key": "tiny-v1"},
     "splits": {"train": "train", "validation": "validation"},
     "image_size": (16, 16),
     "output": "features",
@@ -55,7 +55,7 @@ def test_key_is_stable() -> None:
     [
         ("backbone", "tiny2"),
         ("weights", "0" * 63 + "1"),
-        ("dataset", {"kind": "arrays", "cache_key": "tiny-v2"}),
+        ("dataset", {"source": "arrays", "cache_key": "tiny-v2"}),
         ("splits", {"train": "train[:50%]", "validation": "validation"}),
         ("image_size", (32, 32)),
         ("output", "activations@block_2_conv"),

@@ -194,7 +194,7 @@ def test_tfds_keys_default_to_the_builders_supervised_keys(elpv_fake_dir):
     data = loading.load(spec.tfds_dataset("elpv", image_size=16, data_dir=elpv_fake_dir, test_split="test"))
     assert (data.dataset.image_key, data.dataset.label_key) == ("image", "defective")
     assert data.num_classes == 2
-    assert data.dataset.identity == {"kind": "tfds", "name": "elpv", "image_key": "image", "data_dir": elpv_fake_dir}
+    assert data.dataset.identity == {"source": "tfds", "name": "elpv", "image_key": "image", "data_dir": elpv_fake_dir}
     assert loading.describe(data.dataset) == "TFDS data set 'elpv' (label 'defective')"
     named = loading.load(spec.tfds_dataset("elpv", image_size=16, data_dir=elpv_fake_dir, label_key="label"))
     assert (named.dataset.label_key, named.num_classes) == ("label", 4)

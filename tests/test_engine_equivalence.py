@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tiny_models
 
-from harness import checks, engine, planning, spec
+pytest.importorskip("tensorflow")
+
+from harness import checks, engine, planning, spec  # imports TensorFlow
 from harness import model as model_lib
 from harness.results import ExperimentResult
 
@@ -35,16 +38,8 @@ Weights = dict[str, np.ndarray]
 
 
 def make_data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Bright images are class 1, dark ones class 0: 64 training, 32 validation and 32 test images."""
-    rng = np.random.default_rng(0)
-
-    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.integers(0, 2, n)
-        images = rng.uniform(0, 128, (n, 16, 16, 3)).astype("float32")
-        images[labels == 1] += 127.0
-        return images, labels
-
-    return {"train": split(64), "validation": split(32), "test": split(32)}
+    """64 training, 32 validation and 32 test images of `tiny_models.make_data`."""
+    return tiny_models.make_data(test=True)
 
 
 def _conv_block(x: Any, prefix: str, *, padding: str = "valid") -> Any:

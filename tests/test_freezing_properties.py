@@ -217,7 +217,8 @@ def weighted(draw, layers):
     """`layers` with `has_weights` drawn for each: known True, known False, or unknown (None)."""
     flags = draw(st.lists(st.sampled_from([True, False, None]), min_size=len(layers), max_size=len(layers)))
     return tuple(
-        LayerInfo(layer.name, layer.path, layer.is_batchnorm, flag) for layer, flag in zip(layers, flags, strict=True)
+        LayerInfo(layer.name, layer.parents, layer.is_batchnorm, flag)
+        for layer, flag in zip(layers, flags, strict=True)
     )
 
 
@@ -489,7 +490,7 @@ def test_a_fraction_outside_zero_to_one_raises_with_the_fraction(layers, fractio
 
 @given(layers=layer_stacks(), data=st.data())
 def test_a_slice_of_batchnorm_layers_only_raises_unless_batchnorm_trains(layers, data):
-    only_batchnorm = tuple(LayerInfo(layer.name, layer.path, True) for layer in layers)
+    only_batchnorm = tuple(LayerInfo(layer.name, layer.parents, True) for layer in layers)
     rule = data.draw(rules(only_batchnorm, kinds=(*SLICE_KINDS, UnfreezeLayers)))
 
     with pytest.raises(RuleError) as info:
@@ -800,7 +801,7 @@ def test_a_backbone_inside_a_full_model_is_flattened_in_place(application):
     on_its_own = [info for info, _ in freezing.keras_layers(backbone)]
     inside = [info for info, _ in freezing.keras_layers(full)]
 
-    assert inside == [LayerInfo(i.name, (backbone.name, *i.path), i.is_batchnorm) for i in on_its_own] + [
+    assert inside == [LayerInfo(i.name, (backbone.name, *i.parents), i.is_batchnorm) for i in on_its_own] + [
         LayerInfo("pool"),
         LayerInfo("logits"),
     ]

@@ -13,8 +13,11 @@ import inspect
 import numpy as np
 
 
-def make_data(noise=False, seed=0):
-    """Bright images are class 1, dark ones class 0 (labels at random with `noise`)."""
+def make_data(noise=False, seed=0, test=False):
+    """Bright images are class 1, dark ones class 0 (labels at random with `noise`).
+
+    64 training and 32 validation images, and with `test` 32 test images drawn after them.
+    """
     rng = np.random.default_rng(seed)
 
     def split(n):
@@ -25,7 +28,10 @@ def make_data(noise=False, seed=0):
             labels = rng.integers(0, 2, n)
         return images, labels
 
-    return {"train": split(64), "validation": split(32)}
+    data = {"train": split(64), "validation": split(32)}
+    if test:
+        data["test"] = split(32)
+    return data
 
 
 def noise_data():

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from harness.backbones.catalog import BackboneInfo, UnknownBackboneError, backbone_names, describe
+from harness.backbones.catalog import EFFICIENTNET_LITE, BackboneInfo, UnknownBackboneError, backbone_names, describe
 from harness.backbones.errors import WeightsUnavailableError
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def load_backbone(
             message names the file and the directory to put it in.
     """
     info = describe(name)
-    if info.kind == "efficientnet_lite":
+    if info.family == EFFICIENTNET_LITE:
         from harness.backbones.efficientnet_lite import efficientnet_lite0
 
         height, width, channels = input_shape

@@ -37,7 +37,7 @@ class BackboneInfo:
 
     Attributes:
         name: The name accepted by `harness.load_backbone`, e.g. `"MobileNetV2"`.
-        kind: `"keras_application"` or `"efficientnet_lite"`.
+        family: `"keras_application"` or `"efficientnet_lite"`.
         module: The `keras.applications` module whose `preprocess_input` the backbone applies
             inside the model (e.g. `"mobilenet_v2"`); `None` for `efficientnet_lite0`.
         default_size: The input height and width the ImageNet weights were trained at.
@@ -48,7 +48,7 @@ class BackboneInfo:
     """
 
     name: str
-    kind: str
+    family: str
     module: str | None
     default_size: int
     min_size: int
@@ -83,7 +83,7 @@ def describe(name: str) -> BackboneInfo:
 
         return BackboneInfo(
             name=name,
-            kind=EFFICIENTNET_LITE,
+            family=EFFICIENTNET_LITE,
             module=None,
             default_size=lite0.DEFAULT_SIZE,
             min_size=lite0.MIN_SIZE,
@@ -94,7 +94,7 @@ def describe(name: str) -> BackboneInfo:
         raise UnknownBackboneError(_unknown_name_message(name))
     return BackboneInfo(
         name=name,
-        kind=KERAS_APPLICATION,
+        family=KERAS_APPLICATION,
         module=entry["module"],
         default_size=entry["default_size"],
         min_size=entry["min_size"],

@@ -93,10 +93,10 @@ def build_keras_application(
             downloadable.
     """
     info = catalog.describe(name)
-    if info.kind != catalog.KERAS_APPLICATION:
+    if info.family != catalog.KERAS_APPLICATION:
         raise ValueError(
             f"`build_keras_application` builds `keras.applications` models only; '{name}' is "
-            f"a {info.kind} backbone. Use `harness.load_backbone('{name}')`. Received: name={name!r}"
+            f"a {info.family} backbone. Use `harness.load_backbone('{name}')`. Received: name={name!r}"
         )
     assert info.module is not None  # every keras.applications entry names its module
     _check_weights(weights)

@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for name in catalog.backbone_names():
             info = catalog.describe(name)
-            print(f"{name:20} {info.kind:18} {info.default_size:4} {info.min_size:3} {len(info.layer_names):5} layers")
+            print(
+                f"{name:20} {info.family:18} {info.default_size:4} {info.min_size:3} {len(info.layer_names):5} layers"
+            )
         return 0
     regenerate(only=args.only)
     return 0

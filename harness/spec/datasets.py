@@ -52,7 +52,7 @@ class TfdsDataset:
     @property
     def identity(self) -> dict[str, Any]:
         """What the cached images depend on (with the image key as resolved, once loaded)."""
-        return {"kind": "tfds", "name": self.name, "image_key": self.image_key, "data_dir": self.data_dir}
+        return {"source": "tfds", "name": self.name, "image_key": self.image_key, "data_dir": self.data_dir}
 
     def with_keys(self, image_key: str, label_key: str) -> TfdsDataset:
         return dataclasses.replace(self, image_key=image_key, label_key=label_key)
@@ -70,7 +70,7 @@ class ImageFolder:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"kind": "image_folder", "path": str(Path(self.path).resolve()), "seed": self.seed}
+        return {"source": "image_folder", "path": str(Path(self.path).resolve()), "seed": self.seed}
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +88,7 @@ class Arrays:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"kind": "arrays", "cache_key": self.cache_key}
+        return {"source": "arrays", "cache_key": self.cache_key}
 
 
 Dataset = TfdsDataset | ImageFolder | Arrays
