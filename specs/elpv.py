@@ -42,14 +42,15 @@ experiment(
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    # Floors: the lowest of two measured seeds (0: val 0.876 test 0.870; 1: val 0.871 test 0.882).
-    # Against scratch, transfer measured +0.18 (seed 0) and +0.19 (seed 1) test accuracy.
+    # Floors: the lowest of two seeds measured on the CI machine (AMD EPYC; 0: val 0.886 test 0.857,
+    # 1: val 0.863 test 0.861), rounded down. Against scratch (0.688), transfer measured +0.170 (seed 0)
+    # and +0.173 (seed 1) test accuracy. On the Cascade Lake machine before: 0.876 / 0.870, 0.871 / 0.882.
     expect=[
         *INVARIANTS,
         trainable_params(feature_extraction=2_562, fine_tune=2_646_946),
-        min_val_accuracy(0.87),
-        min_test_accuracy(0.87),
-        beats("elpv_binary_scratch", margin=0.18),
+        min_val_accuracy(0.86),
+        min_test_accuracy(0.85),
+        beats("elpv_binary_scratch", margin=0.16),
     ],
 )
 
@@ -69,11 +70,12 @@ experiment(
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
-    # Floors: the lowest of two measured seeds (0: val 0.784 test 0.789; 1: val 0.759 test 0.787).
+    # Floors: the lowest of two seeds measured on the CI machine (AMD EPYC; 0: val 0.805 test 0.766,
+    # 1: val 0.739 test 0.773), rounded down. On the Cascade Lake machine before: 0.784 / 0.789, 0.759 / 0.787.
     expect=[
         *INVARIANTS,
         trainable_params(feature_extraction=5_124, fine_tune=2_649_508),
-        min_val_accuracy(0.75),
-        min_test_accuracy(0.78),
+        min_val_accuracy(0.73),
+        min_test_accuracy(0.76),
     ],
 )
