@@ -209,11 +209,6 @@ def _preview(names: Sequence[str], limit: int = 6) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def layers_from_names(names: Iterable[str]) -> tuple[LayerInfo, ...]:
-    """`LayerInfo`s for a flat list of names (BatchNorm unknown: treated as not BatchNorm)."""
-    return tuple(LayerInfo(name) for name in names)
-
-
 # --------------------------------------------------------------------------- real Keras models
 
 

@@ -76,6 +76,24 @@ def test_describe_efficientnet_lite0_uses_its_builders_layer_names():
     assert info.layer_names == tuple(lite.efficientnet_lite0_layer_names(include_top=False))
 
 
+@pytest.mark.slow
+def test_efficientnet_lite0_batchnorm_and_weightless_layers_are_the_built_models():
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from harness.backbones import load_backbone
+
+    info = describe("efficientnet_lite0")
+    model = load_backbone("efficientnet_lite0", weights=None, input_shape=(32, 32, 3))
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+    assert info.batchnorm_layers == {
+        layer.name for layer in layers if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    assert info.weightless_layers == {layer.name for layer in layers if not layer.weights}
+    assert describe("MobileNetV2").batchnorm_layers is None and describe("MobileNetV2").weightless_layers is None
+
+
 def test_unknown_name_suggests_the_closest_and_lists_the_valid_ones():
     with pytest.raises(UnknownBackboneError) as excinfo:
         describe("MobilenetV2")

@@ -45,6 +45,9 @@ class BackboneInfo:
         layer_names: The names of the backbone model's layers in model order, for
             `include_top=False`, without the `InputLayer`. For `keras.applications` models
             the first one is `"preprocess"`.
+        batchnorm_layers: The names of its BatchNormalization layers; None where the catalog
+            does not know them (`keras.applications`: they are known once the model is built).
+        weightless_layers: The names of its layers that hold no weights; None where unknown.
     """
 
     name: str
@@ -53,6 +56,8 @@ class BackboneInfo:
     default_size: int
     min_size: int
     layer_names: tuple[str, ...]
+    batchnorm_layers: frozenset[str] | None = None
+    weightless_layers: frozenset[str] | None = None
 
 
 class UnknownBackboneError(ValueError):
@@ -88,6 +93,8 @@ def describe(name: str) -> BackboneInfo:
             default_size=lite0.DEFAULT_SIZE,
             min_size=lite0.MIN_SIZE,
             layer_names=tuple(lite0.layer_names(include_top=False)),
+            batchnorm_layers=lite0.batchnorm_layer_names(),
+            weightless_layers=lite0.weightless_layer_names(),
         )
     entry = _keras_applications()["applications"].get(name) if isinstance(name, str) else None
     if entry is None:

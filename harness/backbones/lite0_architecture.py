@@ -77,11 +77,38 @@ def block_specs() -> list[BlockSpec]:
     return specs
 
 
-def _block_layer_names(spec: BlockSpec) -> list[str]:
+# What a layer holds: weights (a convolution, a Dense), BatchNormalization's, or nothing.
+_WEIGHTS, _BATCHNORM, _NOTHING = "weights", "batchnorm", "nothing"
+
+
+def _block_layers(spec: BlockSpec) -> list[tuple[str, str]]:
     p = spec.prefix
-    names = [f"{p}expand", f"{p}expand_BN", f"{p}expand_relu"] if spec.has_expand else []
-    names += [f"{p}depthwise", f"{p}depthwise_BN", f"{p}depthwise_relu", f"{p}project", f"{p}project_BN"]
-    return names + ([f"{p}add"] if spec.has_residual else [])
+    layers = [(f"{p}expand", _WEIGHTS), (f"{p}expand_BN", _BATCHNORM), (f"{p}expand_relu", _NOTHING)]
+    layers = layers if spec.has_expand else []
+    layers += [(f"{p}depthwise", _WEIGHTS), (f"{p}depthwise_BN", _BATCHNORM), (f"{p}depthwise_relu", _NOTHING)]
+    layers += [(f"{p}project", _WEIGHTS), (f"{p}project_BN", _BATCHNORM)]
+    return layers + ([(f"{p}add", _NOTHING)] if spec.has_residual else [])
+
+
+def _layers(include_top: bool) -> list[tuple[str, str]]:
+    """(name, what it holds) for every layer `build` makes, in `model.layers` order, without the input."""
+    layers = [("preprocess", _NOTHING), ("stem_conv", _WEIGHTS), ("stem_bn", _BATCHNORM), ("stem_relu", _NOTHING)]
+    for spec in block_specs():
+        layers += _block_layers(spec)
+    layers += [("top_conv", _WEIGHTS), ("top_bn", _BATCHNORM), ("top_relu", _NOTHING)]
+    if include_top:
+        layers += [("avg_pool", _NOTHING), ("dropout", _NOTHING), ("predictions", _WEIGHTS)]
+    return layers
+
+
+def batchnorm_layer_names() -> frozenset[str]:
+    """The BatchNormalization layers of `efficientnet_lite0` (`include_top=False`). Pure Python."""
+    return frozenset(name for name, holds in _layers(False) if holds == _BATCHNORM)
+
+
+def weightless_layer_names() -> frozenset[str]:
+    """The layers of `efficientnet_lite0` (`include_top=False`) that hold no weights. Pure Python."""
+    return frozenset(name for name, holds in _layers(False) if holds == _NOTHING)
 
 
 def layer_names(include_top: bool = False) -> list[str]:
@@ -96,13 +123,7 @@ def layer_names(include_top: bool = False) -> list[str]:
     Returns:
         The layer names, without the `InputLayer`.
     """
-    names = ["preprocess", "stem_conv", "stem_bn", "stem_relu"]
-    for spec in block_specs():
-        names += _block_layer_names(spec)
-    names += ["top_conv", "top_bn", "top_relu"]
-    if include_top:
-        names += ["avg_pool", "dropout", "predictions"]
-    return names
+    return [name for name, _ in _layers(include_top)]
 
 
 def _conv_bn_relu(x, filters: int, kernel_size: int, strides: int, name: str, bn_name: str, relu_name: str):

@@ -12,10 +12,6 @@ from harness.spec.registry import _caller_dir
 from harness.spec.validators import SpecError, _check, _is_number, _positive_int, _sequence
 
 LITE0 = "efficientnet_lite0"
-# EfficientNet-Lite0's builder (harness/backbones/efficientnet_lite.py) names its layers
-# systematically: the Rescaling "preprocess", activations "..._relu" and residual sums
-# "..._add" hold no weights; every other layer is a convolution or a BatchNormalization.
-_LITE0_WEIGHTLESS_SUFFIXES = ("_relu", "_add")
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,33 +27,26 @@ class Backbone:
     build: Callable[[tuple[int, int, int]], Any] | None = None
 
     @property
-    def layer_names(self) -> tuple[str, ...] | None:
+    def layer_infos(self) -> tuple[freezing.LayerInfo, ...] | None:
+        """The layers as the freezing rules see them, where the catalog tells it (None for custom backbones).
+
+        Which layers are BatchNorm and which hold weights is what the catalog knows
+        (EfficientNet-Lite0's architecture tells both; for `keras.applications` models only the
+        names are known, and the rest is checked when the model is built).
+        """
         if self.build is not None:
             return None
         from harness.backbones import catalog
 
-        return catalog.describe(self.name).layer_names
-
-    @property
-    def layer_infos(self) -> tuple[freezing.LayerInfo, ...] | None:
-        """The layers as the freezing rules see them, where the catalog tells it (None for custom backbones).
-
-        For EfficientNet-Lite0 the names also tell BatchNorm and which layers hold weights;
-        for `keras.applications` models only the names are known (the rest is checked when
-        the model is built).
-        """
-        names = self.layer_names
-        if names is None:
-            return None
-        if self.name != LITE0:
-            return freezing.layers_from_names(names)
+        info = catalog.describe(self.name)
+        batchnorm, weightless = info.batchnorm_layers or frozenset(), info.weightless_layers
         return tuple(
             freezing.LayerInfo(
                 name,
-                is_batchnorm=name.endswith(("_bn", "_BN")),
-                has_weights=name != "preprocess" and not name.endswith(_LITE0_WEIGHTLESS_SUFFIXES),
+                is_batchnorm=name in batchnorm,
+                has_weights=None if weightless is None else name not in weightless,
             )
-            for name in names
+            for name in info.layer_names
         )
 
 
