@@ -2,7 +2,7 @@
 
 The disk entry's key names everything that changes the arrays (backbone, a digest of the frozen
 weights, the data set and its splits, the input size, where the cut is, the dihedral views,
-the frozen pass's runtime); a per-image checksum guards against a data set that yields its
+the frozen pass's runtime); a content digest of every image (`LoadedData.digests`) guards against a data set that yields its
 images in another order than when the entry was written. The pass itself runs on LiteRT or
 Keras (`harness.inference`).
 """
@@ -54,7 +54,7 @@ class CachedInputs:
         cache = self.cache if key is not None else None
         stored = cache.get(key) if cache is not None and key is not None else None
         # The key names the data, not its order: only an entry on disk needs the checksums.
-        checksums = {s: self._checksums(s) for s in splits} if cache is not None else {}
+        checksums = {s: data.digests(s) for s in splits} if cache is not None else {}
         ran_on: str | None
         if stored is not None and all(_same(stored.get(f"{s}_checksums"), checksums[s]) for s in splits):
             arrays, state, ran_on = {s: stored[s] for s in splits}, "hit", None
@@ -109,10 +109,6 @@ class CachedInputs:
         assert dataset is not None, name
         return dataset
 
-    def _checksums(self, split: str) -> np.ndarray:
-        sums = self._split(split).batch(256).map(_pixel_sums)
-        return np.concatenate(list(sums.as_numpy_iterator()))
-
     def _train_views(
         self, frozen_pass: inference.FrozenPass, identity: np.ndarray, views: tuple[int, ...]
     ) -> np.ndarray:
@@ -126,17 +122,13 @@ class CachedInputs:
         return stacked
 
 
-def _pixel_sums(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(tf.cast(images, tf.float64), axis=[1, 2, 3])
-
-
 def _same(stored: np.ndarray | None, computed: np.ndarray) -> bool:
     return stored is not None and np.array_equal(stored, computed)
 
 
 def _split_name(dataset: spec.Dataset, role: str) -> str | None:
     if isinstance(dataset, spec.TfdsDataset):
-        return {"train": dataset.train_split, "validation": dataset.validation_split, "test": dataset.test_split}[role]
+        return dataset.splits[role]
     if isinstance(dataset, spec.ImageFolder):
         return f"test:{dataset.test_path}" if role == "test" else f"{role}:{dataset.validation_split}"
     return role

@@ -9,11 +9,6 @@ classes that exist.
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
-import tensorflow as tf
-
 from harness import spec
 from harness.data.loading import DataError, LoadedData, describe
 
@@ -41,7 +36,9 @@ def check_data(experiment: spec.Experiment, data: LoadedData) -> None:
 
 
 def _check_held_out(data: LoadedData, where: str) -> None:
-    digests = {name: _digests(ds) for name in spec.SPLITS if (ds := data.split(name)) is not None}
+    digests = {
+        name: [row.tobytes() for row in data.digests(name)] for name in spec.SPLITS if data.split(name) is not None
+    }
     names = list(digests)
     for i, first in enumerate(names):
         index = {digest: position for position, digest in reversed(list(enumerate(digests[first])))}
@@ -55,12 +52,3 @@ def _check_held_out(data: LoadedData, where: str) -> None:
                     f"{'s' if len(shared) != 1 else ''} (identical images): {shown}{more}. Held-out data must be "
                     f"held out: declare disjoint splits or remove the duplicates from the data."
                 )
-
-
-def _digests(dataset: tf.data.Dataset) -> list[bytes]:
-    """A checksum of every image of `dataset`, in order (the prepared float32 pixels)."""
-    found: list[bytes] = []
-    for images, _ in dataset.batch(256).as_numpy_iterator():
-        for image in np.ascontiguousarray(images):
-            found.append(hashlib.blake2b(image.tobytes(), digest_size=16).digest())
-    return found

@@ -8,7 +8,8 @@ the splits are cached in memory, so every epoch and every phase reads the cached
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ class LoadedData:
     class_names: list[str]
     sizes: dict[str, int]
     dataset: spec.Dataset
+    _digests: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def resolve(self, experiment: spec.Experiment) -> spec.Experiment:
         """`experiment` with its data set as loaded (what the cache identity and reports must name)."""
@@ -49,6 +51,24 @@ class LoadedData:
         if dataset is None:
             raise ValueError(f"the data set has no {name} split")
         return np.fromiter((label for _, label in dataset.as_numpy_iterator()), dtype=np.int32)
+
+    def digests(self, name: str) -> np.ndarray:
+        """A content digest of every image of split `name`, in order: shape (images, 16), uint8.
+
+        Computed once per split (one pass over the prepared float32 pixels): the held-out check
+        compares them across splits, and a disk cache entry keeps them to tell a reordered data set.
+        """
+        if name not in self._digests:
+            dataset = self.split(name)
+            if dataset is None:
+                raise ValueError(f"the data set has no {name} split")
+            found = [
+                hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+                for images, _ in dataset.batch(256).as_numpy_iterator()
+                for image in np.ascontiguousarray(images)
+            ]
+            self._digests[name] = np.frombuffer(b"".join(found), dtype=np.uint8).reshape(len(found), 16)
+        return self._digests[name]
 
 
 class DataError(RuntimeError):
@@ -147,11 +167,7 @@ def _load_tfds(dataset: spec.TfdsDataset) -> tuple[spec.TfdsDataset, dict[str, A
             f"(pass it as `tfds_dataset(data_dir=...)`)."
         ) from None
     splits: dict[str, Any] = {}
-    for role, split in (
-        ("train", dataset.train_split),
-        ("validation", dataset.validation_split),
-        ("test", dataset.test_split),
-    ):
+    for role, split in dataset.splits.items():
         if split is None:
             splits[role] = None
             continue

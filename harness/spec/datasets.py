@@ -54,6 +54,11 @@ class TfdsDataset:
         """What the cached images depend on (with the image key as resolved, once loaded)."""
         return {"source": "tfds", "name": self.name, "image_key": self.image_key, "data_dir": self.data_dir}
 
+    @property
+    def splits(self) -> dict[str, str | None]:
+        """The TFDS split string of each role ("train", "validation", "test"); None where none is declared."""
+        return {"train": self.train_split, "validation": self.validation_split, "test": self.test_split}
+
     def with_keys(self, image_key: str, label_key: str) -> TfdsDataset:
         return dataclasses.replace(self, image_key=image_key, label_key=label_key)
 

@@ -47,6 +47,13 @@ Expectation = FrozenWeightsUnchanged | TrainableWeightsChanged | TrainableParams
 EXPECTATIONS = (FrozenWeightsUnchanged, TrainableWeightsChanged, TrainableParams, MinAccuracy, LossDecreases, Beats)
 
 
+def reads_test_accuracy(expectation: Expectation) -> bool:
+    """Whether `expectation` reads test accuracy: a test floor, or `beats` on test accuracy."""
+    if isinstance(expectation, MinAccuracy):
+        return expectation.split == "test"
+    return isinstance(expectation, Beats) and expectation.metric == "test_accuracy"
+
+
 def frozen_weights_unchanged() -> FrozenWeightsUnchanged:
     """Frozen weights must be bit-for-bit unchanged by every phase (BatchNorm statistics included)."""
     return FrozenWeightsUnchanged()

@@ -11,7 +11,14 @@ from typing import Any
 from harness import freezing
 from harness.spec.backbones import Backbone, ClassifierHead, classifier_head
 from harness.spec.datasets import Arrays, Dataset, ImageFolder, TfdsDataset, has_test_split, num_classes
-from harness.spec.expectations import EXPECTATIONS, Beats, Expectation, MinAccuracy, TrainableParams
+from harness.spec.expectations import (
+    EXPECTATIONS,
+    Beats,
+    Expectation,
+    MinAccuracy,
+    TrainableParams,
+    reads_test_accuracy,
+)
 from harness.spec.phases import Phase
 from harness.spec.registry import _caller_location, _register
 from harness.spec.validators import SourceLocation, SpecError, _check, _seed, _sequence
@@ -51,10 +58,7 @@ class Experiment:
     @property
     def needs_test_split(self) -> bool:
         """Whether an expectation reads test accuracy."""
-        return any(
-            (isinstance(e, MinAccuracy) and e.split == "test") or (isinstance(e, Beats) and e.metric == "test_accuracy")
-            for e in self.expect
-        )
+        return any(reads_test_accuracy(e) for e in self.expect)
 
     def with_params(self, suffix: str, params: Mapping[str, Any]) -> Experiment:
         return dataclasses.replace(self, name=f"{self.name}[{suffix}]", params=tuple(params.items()))
@@ -208,10 +212,7 @@ def _check_expectations(name: str, dataset: Dataset, phases: list[str], expect: 
             )
         if isinstance(e, Beats):
             _check(e.other != name, "beats.other", "must name another experiment, not this one", e.other)
-        reads_test = (isinstance(e, MinAccuracy) and e.split == "test") or (
-            isinstance(e, Beats) and e.metric == "test_accuracy"
-        )
-        if reads_test and has_test_split(dataset) is False:
+        if reads_test_accuracy(e) and has_test_split(dataset) is False:
             field = "min_test_accuracy" if isinstance(e, MinAccuracy) else "beats.metric"
             raise SpecError(
                 field,
