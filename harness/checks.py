@@ -68,6 +68,10 @@ def _beats(expectation: spec.Beats, inputs: Inputs) -> list[Check]:
     return [invariants.beats(inputs.run.result, expectation, inputs.reference(expectation.other))]
 
 
+def _export_matches(expectation: spec.ExportMatches, inputs: Inputs) -> list[Check]:
+    return [invariants.export_matches(inputs.run.result, expectation)]
+
+
 # One entry per expectation type of the spec language (`spec.Expectation`).
 CHECKS: dict[type, Callable[[Any, Inputs], list[Check]]] = {
     spec.FrozenWeightsUnchanged: _frozen_weights,
@@ -76,6 +80,7 @@ CHECKS: dict[type, Callable[[Any, Inputs], list[Check]]] = {
     spec.MinAccuracy: _min_accuracy,
     spec.LossDecreases: _loss_decreases,
     spec.Beats: _beats,
+    spec.ExportMatches: _export_matches,
 }
 
 

@@ -86,7 +86,9 @@ def run(experiment: spec.Experiment, options: RunOptions) -> Run:
     result.wall_time_s = time.perf_counter() - started
     result.confusion_split = "test" if "test" in runner.predictions else "validation"
     result.confusion_matrix = _confusion_matrix(runner.predictions[result.confusion_split], data.num_classes)
-    return Run(result=result, weight_changes=runner.weight_changes, predictions=runner.predictions)
+    return Run(
+        result=result, weight_changes=runner.weight_changes, predictions=runner.predictions, model=built, data=data
+    )
 
 
 def _confusion_matrix(predictions: Predictions, num_classes: int) -> list[list[int]]:

@@ -15,6 +15,7 @@ import pytest
 
 from harness import spec
 from harness.backbones.errors import WeightsUnavailableError
+from harness.export import ExportError
 
 
 class HarnessFailure(Exception):
@@ -29,7 +30,8 @@ def reported(experiment: spec.Experiment) -> Iterator[None]:
       skipped, with the reason;
     - `spec.SpecError` (found only when the spec runs, e.g. a custom backbone's freezing rule):
       a `HarnessFailure` naming the spec's line and "invalid spec";
-    - `harness.data.loading.DataError`: a `HarnessFailure` naming the spec's line.
+    - `harness.data.loading.DataError`, `harness.export.ExportError` (a format that cannot be
+      written or read back): a `HarnessFailure` naming the spec's line.
 
     Anything else propagates unchanged.
     """
@@ -42,5 +44,5 @@ def reported(experiment: spec.Experiment) -> Iterator[None]:
         pytest.skip(f"{experiment.name}: {error}")
     except spec.SpecError as error:
         raise HarnessFailure(f"{experiment.location}: invalid spec: {error}") from None
-    except DataError as error:
+    except (DataError, ExportError) as error:
         raise HarnessFailure(f"{experiment.location}: {error}") from None

@@ -36,7 +36,7 @@ class FrozenPass:
         if runtime not in FROZEN_RUNTIMES:
             raise ValueError(f"runtime must be one of {FROZEN_RUNTIMES}. Received: {runtime!r}")
         self.model = model
-        self.interpreter: Any | None = None
+        self.interpreter: Interpreted | None = None
         self.ran_on = "keras"
         if runtime == "litert":
             try:
@@ -49,19 +49,52 @@ class FrozenPass:
         if self.interpreter is None:
             outputs = [self.model.predict_on_batch(batch) for batch in batches]
         else:
-            outputs = [self._invoke(np.asarray(batch, dtype=np.float32)) for batch in batches]
+            outputs = [self.interpreter(batch) for batch in batches]
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
-    def _invoke(self, batch: np.ndarray) -> np.ndarray:
-        interpreter = self.interpreter
-        assert interpreter is not None
-        (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
-        if tuple(source["shape"]) != batch.shape:
+
+class Interpreted:
+    """A LiteRT flat buffer (or `.tflite` file) with one input and one output, called on batches.
+
+    Float inputs are quantized and integer outputs dequantized with the model's own scale and
+    zero point, so a full-integer model is called like a float one: float pixels in, float
+    probabilities out.
+    """
+
+    def __init__(self, *, model_content: bytes | None = None, model_path: str | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_content=model_content, model_path=model_path, num_threads=_threads())
+        self.interpreter.allocate_tensors()
+        (self.source,), (self.target,) = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        interpreter, source = self.interpreter, self.source
+        batch = _quantized(np.asarray(batch, dtype=np.float32), source)
+        if tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
             interpreter.resize_tensor_input(source["index"], batch.shape)
             interpreter.allocate_tensors()
         interpreter.set_tensor(source["index"], batch)
         interpreter.invoke()
-        return interpreter.get_tensor(target["index"])
+        output = interpreter.get_tensor(self.target["index"])
+        if np.issubdtype(output.dtype, np.integer):
+            scale, zero_point = self.target["quantization"]
+            return (output.astype(np.float32) - zero_point) * scale
+        return output
+
+
+def _quantized(batch: np.ndarray, source: dict[str, Any]) -> np.ndarray:
+    """`batch` as the model's input type: unchanged for a float input, else rounded to its integers."""
+    dtype = np.dtype(source["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return batch
+    scale, zero_point = source["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(batch / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def _threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def batches_of(array: np.ndarray, size: int) -> Iterable[np.ndarray]:
@@ -72,9 +105,9 @@ class _NotConvertible(Exception):
     pass
 
 
-def _interpreter(model: keras.Model):
+def _interpreter(model: keras.Model) -> Interpreted:
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        import ai_edge_litert.interpreter  # noqa: F401
     except ImportError:  # a dependency, but an environment may lack it
         raise _NotConvertible("the ai-edge-litert package is not installed") from None
     # Freezing variables into constants is what lets XNNPACK take the convolutions; the
@@ -91,7 +124,4 @@ def _interpreter(model: keras.Model):
         raise _NotConvertible(
             f"conversion failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
         ) from None
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    interpreter = Interpreter(model_content=flat, num_threads=threads)
-    interpreter.allocate_tensors()
-    return interpreter
+    return Interpreted(model_content=flat)

@@ -72,9 +72,48 @@ def min_accuracy(result: ExperimentResult, expectation: spec.MinAccuracy) -> Che
     phase = result.phase(expectation.phase) if expectation.phase else result.final
     value = phase.val_accuracy if expectation.split == "validation" else phase.test_accuracy
     name = "min_val_accuracy" if expectation.split == "validation" else "min_test_accuracy"
+    expected = f">= {expectation.floor:.4f}"
+    if expectation.runtime is not None:
+        return _export_accuracy(result, expectation, f"{name}[{expectation.runtime}]", expected)
     if value is None:
-        return Check(name, phase.name, False, f">= {expectation.floor:.4f}", "no test split")
-    return Check(name, phase.name, value >= expectation.floor, f">= {expectation.floor:.4f}", f"{value:.4f}")
+        return Check(name, phase.name, False, expected, "no test split")
+    return Check(name, phase.name, value >= expectation.floor, expected, f"{value:.4f}")
+
+
+def _export_accuracy(result: ExperimentResult, expectation: spec.MinAccuracy, name: str, expected: str) -> Check:
+    exported = result.export(str(expectation.runtime))
+    if exported is None:
+        return Check(name, None, False, expected, f"no {expectation.runtime} export was measured")
+    return Check(
+        name,
+        None,
+        exported.accuracy >= expectation.floor,
+        expected,
+        f"{exported.accuracy:.4f} ({exported.path} read back, {exported.n} {exported.split} images)",
+        details=[f"the Keras model: {result.final.test_accuracy:.4f}"]
+        if result.final.test_accuracy is not None
+        else [],
+    )
+
+
+def export_matches(result: ExperimentResult, expectation: spec.ExportMatches) -> Check:
+    """The export read back from its file gives the trained model's probabilities within the bound."""
+    name = f"export_matches[{expectation.format}]"
+    expected = f"max |probability difference| <= {expectation.max_abs_diff:.1e}"
+    exported = result.export(expectation.format)
+    if exported is None:
+        return Check(name, None, False, expected, f"no {expectation.format} export was measured")
+    return Check(
+        name,
+        None,
+        exported.max_abs_diff <= expectation.max_abs_diff,
+        expected,
+        f"{exported.max_abs_diff:.1e} over {exported.n} {exported.split} images",
+        details=[
+            f"argmax agreement with the Keras model: {exported.argmax_agreement:.2%}",
+            f"{exported.path}: {exported.size_bytes / 1e6:.1f} MB, accuracy {exported.accuracy:.4f}",
+        ],
+    )
 
 
 def loss_decreases(phase: str, losses: list[float]) -> Check:

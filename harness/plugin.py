@@ -91,6 +91,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Write training curves, confusion matrices, TensorBoard logs and an index page to DIR",
     )
+    group.addoption(
+        "--export-dir",
+        metavar="DIR",
+        default=None,
+        help="Export each experiment that passed to DIR/<name>/: model.keras, a SavedModel, LiteRT float32 and "
+        "int8, labels.txt and model_card.json, each measured against the trained model",
+    )
+    group.addoption(
+        "--export-all",
+        action="store_true",
+        default=False,
+        help="With --export-dir, export every experiment that trained, failed ones too",
+    )
     parser.addini(
         "harness_spec_dirs", "Folder names whose Python files are experiment specs", type="args", default=["specs"]
     )
@@ -108,6 +121,8 @@ def pytest_configure(config: pytest.Config) -> None:
     seed = config.getoption("harness_seed")
     if seed is not None and not 0 <= seed < MAX_SEED:
         raise pytest.UsageError(f"--seed must be an integer in [0, 2**32) (NumPy's seed range). Received: {seed}")
+    if config.getoption("export_all") and not config.getoption("export_dir"):
+        raise pytest.UsageError("--export-all needs --export-dir DIR: where the exports are written")
     cache_dir = config.getoption("cache_dir")
     if cache_dir:
         os.environ[ENV_CACHE_DIR] = str(Path(cache_dir).expanduser().resolve())
@@ -198,10 +213,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from harness.session import SESSION_KEY
 
     state = session.config.stash.get(SESSION_KEY, None)
-    if state is None or exitstatus == pytest.ExitCode.INTERRUPTED:
-        return  # an interrupted run leaves no partial baseline, metrics or report behind
+    if state is None:
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        # An interrupted run leaves no partial baseline, metrics, report or export behind.
+        if state.export_dir is not None:
+            state.export_dir.close()
+        return
     config = session.config
     notes = []
+    published = state.publish_exports()
+    if published:
+        notes.append(f"exports of {len(published)} experiments written to {state.shown(published[0].parent)}")
     if state.updating_baselines:
         stale = state.write_baselines()
         shown = state.shown(state.baseline_path)

@@ -1,8 +1,9 @@
 """What a run produced: per-phase metrics and invariant outcomes, as plain JSON-ready data.
 
-`ExperimentResult` (with its `PhaseResult`s and `Check`s) is what the metrics JSON and the
-reports read. `Run` is what `harness.engine.run` returns: the result, plus what only the checks
-stage reads (per-phase `WeightChanges`, per-split `Predictions`).
+`ExperimentResult` (with its `PhaseResult`s, `Check`s and `ExportResult`s) is what the metrics
+JSON and the reports read. `Run` is what `harness.engine.run` returns: the result, plus what only
+the later stages read (per-phase `WeightChanges`, per-split `Predictions`, and for the exporter
+the trained model and the loaded data).
 
 TensorFlow-free: the plugin, the checks stage and the reports import this module.
 """
@@ -14,6 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from harness.stats import accuracy_interval
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,6 +64,25 @@ class PhaseResult:
 
 
 @dataclass
+class ExportResult:
+    """One exported format of an experiment's final model, read back from its file and measured.
+
+    The measurement runs the file on every image of `split` (the test split, else validation)
+    and compares its class probabilities with the trained Keras model's.
+    """
+
+    format: str  # one of `spec.EXPORT_FORMATS`
+    path: str  # relative to the experiment's export folder: "model.keras", "saved_model", ...
+    size_bytes: int
+    split: str
+    n: int
+    max_abs_diff: float  # the largest |probability difference| over every example and class
+    argmax_agreement: float  # the fraction of examples whose predicted class is the Keras model's
+    accuracy: float
+    write_time_s: float = 0.0  # converting and writing the file
+
+
+@dataclass
 class ExperimentResult:
     name: str
     seed: int
@@ -76,6 +98,8 @@ class ExperimentResult:
     confusion_matrix: list[list[int]] | None = None
     confusion_split: str | None = None  # the split `confusion_matrix` counts: "test", else "validation"
     params: dict[str, Any] = field(default_factory=dict)  # a parametrised spec's arguments
+    exports: list[ExportResult] = field(default_factory=list)
+    export_dir: str | None = None  # where `--export-dir` published the exports, once published
 
     @property
     def final(self) -> PhaseResult:
@@ -88,10 +112,25 @@ class ExperimentResult:
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
 
+    def export(self, format: str) -> ExportResult | None:
+        return next((e for e in self.exports if e.format == format), None)
+
+    def intervals(self, phase: PhaseResult) -> dict[str, list[float] | None]:
+        """`val_accuracy_ci` and `test_accuracy_ci` of `phase`: 95% Wilson intervals, `[low, high]`."""
+        return {
+            "val_accuracy_ci": accuracy_interval(phase.val_accuracy, self.split_sizes["validation"]),
+            "test_accuracy_ci": None
+            if phase.test_accuracy is None
+            else accuracy_interval(phase.test_accuracy, self.split_sizes["test"]),
+        }
+
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        for phase, shown in zip(self.phases, data["phases"], strict=True):
+            shown.update(self.intervals(phase))
         data["val_accuracy"] = self.final.val_accuracy if self.phases else None
         data["test_accuracy"] = self.final.test_accuracy if self.phases else None
+        data.update(self.intervals(self.final) if self.phases else {"val_accuracy_ci": None, "test_accuracy_ci": None})
         data["passed"] = not self.failures
         return data
 
@@ -151,8 +190,12 @@ class Run:
         weight_changes: Per phase name, what the phase did to the real model's variables.
         predictions: Per split ("validation", and "test" when scored), the real model's
             predictions at the last scoring, after the final phase.
+        model: The trained model, for the exporter.
+        data: The loaded splits, for the exporter (its reference predictions and int8 calibration).
     """
 
     result: ExperimentResult
     weight_changes: dict[str, WeightChanges] = field(default_factory=dict)
     predictions: dict[str, Predictions] = field(default_factory=dict)
+    model: Any = None  # the trained `harness.model.Built`: the model, its backbone and its head
+    data: Any = None  # the `harness.data.loading.LoadedData` it trained and was scored on

@@ -1,9 +1,12 @@
 """State shared by the experiments of one pytest session, and the pipeline each experiment runs through.
 
-`Session.run` is engine, then checks, then record: `harness.engine.run` trains,
-`harness.checks.evaluate` evaluates everything asserted about the run, and the session keeps
-the result (and, with `--update-baselines`, the new baseline entry) for the reports written
-at the end of the session.
+`Session.run` is engine, then exports, then checks, then record: `harness.engine.run` trains,
+`harness.export.measure` writes and measures the exports that expectations read (every format
+with `--export-dir`), `harness.checks.evaluate` evaluates everything asserted about the run,
+and the session keeps the result (and, with `--update-baselines`, the new baseline entry) for
+the reports written at the end of the session. With `--export-dir`, an experiment that passed
+(any, with `--export-all`) has its export staged, with its model card; the session's end
+publishes them (`harness.export.publish`).
 
 The project root (`Session.root`) is where the baseline file and the spec paths it records are
 relative to. TensorFlow is imported only when the first experiment runs.
@@ -12,7 +15,9 @@ relative to. TensorFlow is imported only when the first experiment runs.
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +28,8 @@ from typing import Any
 import pytest
 
 from harness import baselines, checks, errors, spec
+from harness.export import card
+from harness.export.publish import STAGING_PREFIX, ExportDir, folder_name
 from harness.paths import relative_to_root
 from harness.results import ExperimentResult
 
@@ -101,12 +108,70 @@ class Session:
             raise errors.HarnessFailure(self.baseline_error)
         with errors.reported(experiment):
             run = engine.run(experiment, options)
+            self._export_and_check(experiment, run, recorded, nodeid)
         result = run.result
-        checks.evaluate(experiment, run, results=self.results, recorded=recorded, gate=self._gate(experiment, nodeid))
         self.results[experiment.name] = result
         if self.updating_baselines and not result.failures:
             self.new_baselines[experiment.name] = baselines.entry_for(result, self.spec_file(experiment))
         return result
+
+    def _export_and_check(
+        self, experiment: spec.Experiment, run: Any, recorded: dict[str, dict[str, Any]], nodeid: str
+    ) -> None:
+        """Measures the exports the expectations read, evaluates the checks, and with `--export-dir`
+        stages the export of an experiment that passed (or of any, with `--export-all`)."""
+        from harness.export import measure
+
+        result = run.result
+        needed = spec.exported_formats(experiment.expect)
+        exports = self.export_dir
+
+        def evaluate() -> None:
+            checks.evaluate(
+                experiment, run, results=self.results, recorded=recorded, gate=self._gate(experiment, nodeid)
+            )
+
+        if exports is None:
+            if needed:
+                with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as folder:
+                    result.exports = measure.export(run, needed, Path(folder))
+            evaluate()
+            return
+        with exports.stage(experiment.name) as folder:
+            if needed:
+                result.exports = measure.export(run, spec.EXPORT_FORMATS, folder)
+            evaluate()
+            kept = self.config.getoption("export_all") or not result.failures
+            if kept:
+                if not needed:
+                    result.exports = measure.export(run, spec.EXPORT_FORMATS, folder)
+                (folder / "labels.txt").write_text(card.labels_text(result.class_names), encoding="utf-8")
+                document = card.model_card(
+                    experiment,
+                    result,
+                    spec_file=self.spec_file(experiment),
+                    recording_baselines=self.updating_baselines,
+                )
+                (folder / "model_card.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        if not kept:
+            exports.discard(experiment.name)
+
+    @cached_property
+    def export_dir(self) -> ExportDir | None:
+        """`--export-dir`, where exports are staged and then published; None without it."""
+        option = self.config.getoption("export_dir")
+        return None if option is None else ExportDir(Path(option).expanduser())
+
+    def publish_exports(self) -> list[Path]:
+        """Publishes the staged exports (see `harness.export.publish`); records where, per result."""
+        if self.export_dir is None:
+            return []
+        published = self.export_dir.publish()
+        by_folder = {path.name: path for path in published}
+        for name, result in self.results.items():
+            if folder_name(name) in by_folder:
+                result.export_dir = self.shown(by_folder[folder_name(name)])
+        return published
 
     def _gate(self, experiment: spec.Experiment, nodeid: str) -> baselines.Gate | None:
         """The regression gate of `experiment`; None while baselines are being recorded."""
@@ -178,11 +243,11 @@ class Session:
         ]
 
     def summary_lines(self) -> list[str]:
-        from harness.report import no_result_row, rows_for, summary_lines
+        from harness.report import export_lines, no_result_row, rows_for, summary_lines
 
         rows = [row for result, outcome, baseline in self.report_items() for row in rows_for(result, outcome, baseline)]
         rows += [no_result_row(name, outcome) for name, outcome in self.outcomes.items() if name not in self.results]
-        return summary_lines(rows) if rows else []
+        return [*summary_lines(rows), *export_lines(list(self.results.values()))] if rows else []
 
     def write_report(self, out_dir: str) -> Path:
         from harness.report import write_report

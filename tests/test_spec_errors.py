@@ -23,6 +23,7 @@ from harness import (
     early_stopping,
     efficientnet_lite0,
     experiment,
+    export_matches,
     feature_extraction,
     fine_tune,
     image_folder,
@@ -326,6 +327,36 @@ CASES = [
         ["`beats.metric` must be 'test_accuracy' or 'val_accuracy'", "Received: metric='f1'"],
         id="beats-unknown-metric",
     ),
+    pytest.param(
+        lambda: export_matches("tflite"),
+        [
+            "`export_matches.format` must be one of 'keras', 'saved_model', 'litert', 'litert_int8'",
+            "Received: format='tflite'",
+        ],
+        id="export-unknown-format",
+    ),
+    pytest.param(
+        lambda: export_matches("litert", max_abs_diff=0),
+        ["`export_matches.max_abs_diff` must be a number in (0, 1], such as 1e-4", "Received: max_abs_diff=0"],
+        id="export-bound-zero",
+    ),
+    pytest.param(
+        lambda: min_test_accuracy(0.8, runtime="tflite"),
+        [
+            "`min_test_accuracy.runtime` must be None (the Keras model) or an export format",
+            "'keras', 'saved_model', 'litert', 'litert_int8'",
+            "Received: runtime='tflite'",
+        ],
+        id="accuracy-unknown-runtime",
+    ),
+    pytest.param(
+        lambda: min_test_accuracy(0.8, phase="feature_extraction", runtime="litert_int8"),
+        [
+            "`min_test_accuracy.phase` must be None with a runtime: the export is of the model after the last phase",
+            "Received: phase='feature_extraction'",
+        ],
+        id="accuracy-runtime-with-phase",
+    ),
     # ------------------------------------------------------------------ data sets
     pytest.param(
         lambda: tfds_dataset("elpv", train_split="train[:80%"),
@@ -554,7 +585,7 @@ EXACT = [
     pytest.param(
         lambda: lite0_experiment(expect=min_val_accuracy(0.9)),
         f"`experiment.expect` must be a list. {WRAP}expect=[min_val_accuracy(0.9)]. "
-        "Received: expect=MinAccuracy(split='validation', floor=0.9, phase=None)",
+        "Received: expect=MinAccuracy(split='validation', floor=0.9, phase=None, runtime=None)",
         id="expect-single",
     ),
     pytest.param(

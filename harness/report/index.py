@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.paths import atomic_write_text
-from harness.report.tables import PHASE_NUMERIC, markdown_escape, markdown_table, phase_table
+from harness.report.tables import (
+    EXPORT_NUMERIC,
+    PHASE_NUMERIC,
+    export_table,
+    markdown_escape,
+    markdown_table,
+    phase_table,
+)
 from harness.report.terminal import COLUMNS, SummaryRow, cells, format_duration, rows_for
 from harness.results import Check, ExperimentResult
 
@@ -172,6 +179,7 @@ class _Entry:
             (f"classes ({r.num_classes})", classes),
             ("seed", str(r.seed)),
             ("wall time", format_duration(r.wall_time_s)),
+            *([("exported to", r.export_dir)] if r.export_dir else []),
         ]
 
 
@@ -263,6 +271,15 @@ def _html_summary(entries: list[_Entry]) -> str:
     )
 
 
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozenset[int]) -> str:
+    def line(tag: str, texts: Sequence[str]) -> str:
+        cells_ = (f"<{tag}{' class=num' if i in numeric else ''}>{html.escape(t)}</{tag}>" for i, t in enumerate(texts))
+        return "<tr>" + "".join(cells_) + "</tr>"
+
+    body = "\n".join(line("td", row) for row in rows)
+    return f"<table>\n<thead>{line('th', header)}</thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
 def _html_section(entry: _Entry) -> list[str]:
     e = html.escape
     result = entry.result
@@ -271,25 +288,9 @@ def _html_section(entry: _Entry) -> list[str]:
         f'<h2>{e(result.name)} <span class="badge {e(entry.outcome.lower())}">{e(entry.outcome)}</span></h2>',
         '<dl class="facts">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in entry.facts()) + "</dl>",
     ]
-    if result.phases:
-        header, rows = phase_table(result)
-
-        def line(tag: str, texts: Sequence[str]) -> str:
-            return (
-                "<tr>"
-                + "".join(
-                    f"<{tag}{' class=num' if i in PHASE_NUMERIC else ''}>{e(text)}</{tag}>"
-                    for i, text in enumerate(texts)
-                )
-                + "</tr>"
-            )
-
-        out.append("<h3>Phases</h3>")
-        out.append(
-            f"<table>\n<thead>{line('th', header)}</thead>\n<tbody>\n"
-            + "\n".join(line("td", row) for row in rows)
-            + "\n</tbody>\n</table>"
-        )
+    for title, (header, rows), numeric in _tables(result):
+        out.append(f"<h3>{title}</h3>")
+        out.append(_html_table(header, rows, numeric))
     out.append(f"<h3>Checks ({_check_counts(result.checks)})</h3>")
     if result.checks:
         out.append('<ul class="checks">')
@@ -339,9 +340,8 @@ def _markdown(entries: list[_Entry], root: Path) -> str:
         result = entry.result
         out += ["", f"## {markdown_escape(result.name)}: {entry.outcome}", ""]
         out += [f"- {k}: {markdown_escape(v)}" for k, v in entry.facts()]
-        if result.phases:
-            header, rows = phase_table(result)
-            out += ["", "### Phases", "", *markdown_table(header, rows, numeric=PHASE_NUMERIC)]
+        for title, (header, rows), numeric in _tables(result):
+            out += ["", f"### {title}", "", *markdown_table(header, rows, numeric=numeric)]
         out += ["", f"### Checks ({_check_counts(result.checks)})", ""]
         if not result.checks:
             out.append("No invariant checks.")
@@ -369,6 +369,17 @@ def _md_code(text: str) -> str:
 
 
 # -------------------------------------------------------------------------------------- shared
+
+
+_Table = tuple[str, tuple[Sequence[str], list[list[str]]], frozenset[int]]  # title, (header, rows), numeric columns
+
+
+def _tables(result: ExperimentResult) -> list[_Table]:
+    """The phase table and, where the experiment was exported, the exports table."""
+    tables: list[_Table] = [("Phases", phase_table(result), PHASE_NUMERIC)] if result.phases else []
+    if result.exports:
+        tables.append(("Exports", export_table(result), EXPORT_NUMERIC))
+    return tables
 
 
 def _check_counts(checks: list[Check]) -> str:

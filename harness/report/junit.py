@@ -12,7 +12,8 @@ from harness.results import ExperimentResult
 
 
 def properties(result: ExperimentResult) -> Iterator[tuple[str, Any]]:
-    """`params.<name>` per argument of a parametrised spec, then `<phase>.<metric>` per phase."""
+    """`params.<name>` per argument of a parametrised spec, `<phase>.<metric>` per phase, then
+    `export.<format>.<figure>` per exported format."""
     for name, value in result.params.items():
         yield f"params.{name}", value
     for phase in result.phases:
@@ -22,3 +23,8 @@ def properties(result: ExperimentResult) -> Iterator[tuple[str, Any]]:
         yield f"{phase.name}.trainable_params", phase.trainable_params
         yield f"{phase.name}.wall_time_s", round(phase.wall_time_s, 1)
         yield f"{phase.name}.training_path", phase.training_path
+    for export in result.exports:
+        yield f"export.{export.format}.size_bytes", export.size_bytes
+        yield f"export.{export.format}.max_abs_diff", float(f"{export.max_abs_diff:.3g}")
+        yield f"export.{export.format}.argmax_agreement", round(export.argmax_agreement, 4)
+        yield f"export.{export.format}.accuracy", round(export.accuracy, 4)

@@ -1,14 +1,15 @@
-"""Tables that more than one report shows: the phases of an experiment, and Markdown rendering.
+"""Tables that more than one report shows: the phases and the exports of an experiment, and Markdown rendering.
 
 The index page (HTML and Markdown) and the TensorBoard text summary take the phase table from
-`phase_table`, so they always show the same columns.
+`phase_table`, so they always show the same columns; the index and the terminal summary show
+the exports through `export_table` and `export_cells`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.report.terminal import format_accuracy, format_duration
+from harness.report.terminal import export_cells, format_accuracy, format_duration
 from harness.results import ExperimentResult
 
 PHASE_HEADER = (
@@ -44,6 +45,17 @@ def phase_table(result: ExperimentResult) -> tuple[tuple[str, ...], list[list[st
         for p in result.phases
     ]
     return PHASE_HEADER, rows
+
+
+EXPORT_HEADER = ("format", "file", "size", "max |Δp|", "argmax agreement", "accuracy", "images")
+EXPORT_NUMERIC = frozenset({2, 3, 4, 5, 6})
+
+
+def export_table(result: ExperimentResult) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The header and one row of cells per exported format of `result` (none without exports)."""
+    return EXPORT_HEADER, [
+        [e.format, e.path, *export_cells(e), format_accuracy(e.accuracy), f"{e.n:,} {e.split}"] for e in result.exports
+    ]
 
 
 def markdown_table(

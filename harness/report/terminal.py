@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.results import ExperimentResult
+from harness.results import ExperimentResult, ExportResult
 
 MISSING = "-"
 
@@ -167,3 +167,21 @@ def _format_baseline(value: float | None, metric: str | None) -> str:
         return MISSING
     # Test accuracy is the usual comparison; say so only when it fell back to validation.
     return f"{value:.3f}" if metric == "test_accuracy" else f"{value:.3f} (val)"
+
+
+def export_lines(results: Sequence[ExperimentResult]) -> list[str]:
+    """One line per exported experiment: where, and per format its size and measured agreement."""
+    return [
+        f"exports of {result.name}{f' ({result.export_dir})' if result.export_dir else ''}: "
+        + ", ".join(
+            "{} {} max|dp|={} argmax={} acc={}".format(e.format, *export_cells(e), format_accuracy(e.accuracy))
+            for e in result.exports
+        )
+        for result in results
+        if result.exports
+    ]
+
+
+def export_cells(export: ExportResult) -> list[str]:
+    """Size, largest probability difference and argmax agreement of one export, as shown."""
+    return [f"{export.size_bytes / 1e6:.2f} MB", f"{export.max_abs_diff:.1e}", f"{export.argmax_agreement:.2%}"]

@@ -32,12 +32,15 @@ from harness.spec.expectations import (
     EXPECTATIONS,
     Beats,
     Expectation,
+    ExportMatches,
     FrozenWeightsUnchanged,
     LossDecreases,
     MinAccuracy,
     TrainableParams,
     TrainableWeightsChanged,
     beats,
+    export_matches,
+    exported_formats,
     frozen_weights_unchanged,
     loss_decreases,
     min_test_accuracy,
@@ -60,12 +63,21 @@ from harness.spec.phases import (
 )
 from harness.spec.registry import collecting
 from harness.spec.validators import SourceLocation, SpecError
-from harness.spec.vocabulary import FEATURE_EXTRACTION, FINE_TUNE, FROZEN_RUNTIMES, MONITORS, OPTIMIZERS, SPLITS
+from harness.spec.vocabulary import (
+    EXPORT_FORMATS,
+    FEATURE_EXTRACTION,
+    FINE_TUNE,
+    FROZEN_RUNTIMES,
+    MONITORS,
+    OPTIMIZERS,
+    SPLITS,
+)
 
 __all__ = [
     "AUGMENTATIONS",
     "DIHEDRAL_VIEWS",
     "EXPECTATIONS",
+    "EXPORT_FORMATS",
     "FEATURE_EXTRACTION",
     "FINE_TUNE",
     "FROZEN_RUNTIMES",
@@ -83,6 +95,7 @@ __all__ = [
     "EarlyStopping",
     "Expectation",
     "Experiment",
+    "ExportMatches",
     "FrozenWeightsUnchanged",
     "ImageFolder",
     "LossDecreases",
@@ -107,6 +120,8 @@ __all__ = [
     "efficientnet_lite0",
     "expand",
     "experiment",
+    "export_matches",
+    "exported_formats",
     "feature_extraction",
     "fine_tune",
     "frozen_weights_unchanged",

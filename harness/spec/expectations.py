@@ -1,10 +1,12 @@
-"""What must hold after training: weight invariants, parameter counts, accuracy floors, `beats`."""
+"""What must hold after training: weight invariants, parameter counts, accuracy floors, `beats`,
+and the exported model's agreement with the trained one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from harness.spec.validators import _check, _fraction, _is_int, _is_number
+from harness.spec.vocabulary import EXPORT_FORMATS
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class MinAccuracy:
     split: str  # "validation" or "test"
     floor: float
     phase: str | None = None  # None: after the last phase
+    runtime: str | None = None  # an export format (`EXPORT_FORMATS`): that export's accuracy; None: Keras's
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,33 @@ class Beats:
     metric: str = "test_accuracy"
 
 
-Expectation = FrozenWeightsUnchanged | TrainableWeightsChanged | TrainableParams | MinAccuracy | LossDecreases | Beats
-EXPECTATIONS = (FrozenWeightsUnchanged, TrainableWeightsChanged, TrainableParams, MinAccuracy, LossDecreases, Beats)
+@dataclass(frozen=True)
+class ExportMatches:
+    """The model exported as `format` reproduces the trained model's class probabilities within
+    `max_abs_diff` on every example of the test split (validation where there is none)."""
+
+    format: str
+    max_abs_diff: float
+
+
+Expectation = (
+    FrozenWeightsUnchanged
+    | TrainableWeightsChanged
+    | TrainableParams
+    | MinAccuracy
+    | LossDecreases
+    | Beats
+    | ExportMatches
+)
+EXPECTATIONS = (
+    FrozenWeightsUnchanged,
+    TrainableWeightsChanged,
+    TrainableParams,
+    MinAccuracy,
+    LossDecreases,
+    Beats,
+    ExportMatches,
+)
 
 
 def reads_test_accuracy(expectation: Expectation) -> bool:
@@ -52,6 +80,13 @@ def reads_test_accuracy(expectation: Expectation) -> bool:
     if isinstance(expectation, MinAccuracy):
         return expectation.split == "test"
     return isinstance(expectation, Beats) and expectation.metric == "test_accuracy"
+
+
+def exported_formats(expectations: tuple[Expectation, ...]) -> tuple[str, ...]:
+    """The export formats that `expectations` read, in `EXPORT_FORMATS` order."""
+    read = {e.format for e in expectations if isinstance(e, ExportMatches)}
+    read |= {e.runtime for e in expectations if isinstance(e, MinAccuracy) and e.runtime is not None}
+    return tuple(f for f in EXPORT_FORMATS if f in read)
 
 
 def frozen_weights_unchanged() -> FrozenWeightsUnchanged:
@@ -93,14 +128,32 @@ def min_val_accuracy(floor: float, *, phase: str | None = None) -> MinAccuracy:
     )
 
 
-def min_test_accuracy(floor: float, *, phase: str | None = None) -> MinAccuracy:
+def min_test_accuracy(floor: float, *, phase: str | None = None, runtime: str | None = None) -> MinAccuracy:
     """Test accuracy after `phase` must be at least `floor` (the data set needs a test split).
 
     Args:
         floor: The lowest accepted accuracy, in [0, 1].
         phase: A phase name. Defaults to None: after the last phase.
+        runtime: None (the trained Keras model, the default) or an export format
+            (`"keras"`, `"saved_model"`, `"litert"`, `"litert_int8"`): the accuracy of the final
+            model exported as that format, read back from its file, e.g.
+            `min_test_accuracy(0.85, runtime="litert_int8")` for the quantized model.
     """
-    return MinAccuracy("test", _fraction(floor, "min_test_accuracy.floor"), _phase(phase, "min_test_accuracy.phase"))
+    _check(
+        runtime is None or runtime in EXPORT_FORMATS,
+        "min_test_accuracy.runtime",
+        f"must be None (the Keras model) or an export format: {', '.join(map(repr, EXPORT_FORMATS))}",
+        runtime,
+    )
+    _check(
+        runtime is None or phase is None,
+        "min_test_accuracy.phase",
+        "must be None with a runtime: the export is of the model after the last phase",
+        phase,
+    )
+    return MinAccuracy(
+        "test", _fraction(floor, "min_test_accuracy.floor"), _phase(phase, "min_test_accuracy.phase"), runtime
+    )
 
 
 def loss_decreases() -> LossDecreases:
@@ -124,3 +177,30 @@ def beats(other: str, *, margin: float, metric: str = "test_accuracy") -> Beats:
     )
     _check(_is_number(margin) and -1 <= margin <= 1, "beats.margin", "must be a number in [-1, 1]", margin)
     return Beats(other, float(margin), metric)
+
+
+def export_matches(format: str = "litert", *, max_abs_diff: float = 1e-4) -> ExportMatches:
+    """The model exported as `format` must reproduce the trained model's class probabilities.
+
+    The export is read back from its file and run on every image of the test split (the
+    validation split where the data set has none); the largest absolute difference of any class
+    probability must be at most `max_abs_diff`. The check reports it and the argmax agreement.
+
+    Args:
+        format: `"keras"`, `"saved_model"`, `"litert"` (float32, the default) or `"litert_int8"`.
+        max_abs_diff: The largest accepted difference of a probability, in (0, 1]. Defaults to
+            1e-4 (float round-off; the int8 model needs a few hundredths).
+    """
+    _check(
+        format in EXPORT_FORMATS,
+        "export_matches.format",
+        f"must be one of {', '.join(map(repr, EXPORT_FORMATS))}",
+        format,
+    )
+    _check(
+        _is_number(max_abs_diff) and 0 < max_abs_diff <= 1,
+        "export_matches.max_abs_diff",
+        "must be a number in (0, 1], such as 1e-4",
+        max_abs_diff,
+    )
+    return ExportMatches(format, float(max_abs_diff))

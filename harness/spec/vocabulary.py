@@ -1,7 +1,8 @@
 """The names the spec language accepts, in one place, free of TensorFlow.
 
 Other modules import them from here: the engine builds its optimizers from `OPTIMIZERS`, the
-plugin offers `FROZEN_RUNTIMES` as `--frozen-runtime` choices, data loading walks `SPLITS`.
+plugin offers `FROZEN_RUNTIMES` as `--frozen-runtime` choices, data loading walks `SPLITS`, the
+exporter writes `EXPORT_FORMATS`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ OPTIMIZERS: dict[str, str] = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "r
 
 # What runs the frozen layers' one forward pass (harness/inference.py).
 FROZEN_RUNTIMES = ("litert", "keras")
+
+# What an experiment's model is exported as (`--export-dir`, harness/export/): Keras's native file,
+# a SavedModel for serving, LiteRT float32 and full-integer int8. The expectations on exports
+# (`export_matches`, `min_test_accuracy(runtime=...)`) name these.
+EXPORT_FORMATS = ("keras", "saved_model", "litert", "litert_int8")
 
 # What a callback may watch: the metrics every phase logs.
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")

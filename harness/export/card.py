@@ -1,0 +1,97 @@
+"""What an export folder says about its model: `labels.txt` and `model_card.json`. No TensorFlow.
+
+The model card holds what a user needs to deploy and trust the model: the experiment and where
+its spec is, the data set and classes, the backbone, the phases, the final metrics with their
+95% intervals, every check and the baseline verdict, the input each file takes, every exported
+file with its size and measured agreement, the seed and the versions that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+from harness import __version__, spec
+from harness.results import ExperimentResult
+
+CARD_VERSION = 1
+
+
+def labels_text(class_names: list[str]) -> str:
+    """One class name per line, in output order: line i names output i."""
+    return "".join(f"{name}\n" for name in class_names)
+
+
+def model_card(
+    experiment: spec.Experiment, result: ExperimentResult, *, spec_file: str, recording_baselines: bool = False
+) -> dict[str, Any]:
+    """The `model_card.json` document of `result` (its checks evaluated, its exports measured)."""
+    height, width = experiment.image_size
+    final = result.final
+    return {
+        "card_version": CARD_VERSION,
+        "experiment": result.name,
+        "spec": {"file": spec_file, "line": experiment.location.line if experiment.location else None},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "dataset": result.dataset,
+        "classes": result.class_names,
+        "split_sizes": result.split_sizes,
+        "backbone": {"name": result.backbone, "weights": result.weights},
+        "input": {
+            "shape": [height, width, 3],
+            "pixels": "RGB, 0..255, resized to the input size as the harness does (tf.image.resize, bilinear)",
+            "dtype": {"keras": "float32", "saved_model": "float32", "litert": "float32", "litert_int8": "uint8"},
+            "output": "class probabilities in the order of labels.txt (litert_int8: uint8, scale 1/256)",
+        },
+        "phases": [
+            {
+                "name": declared.name,
+                "kind": declared.kind,
+                "epochs": declared.epochs,
+                "epochs_run": ran.epochs_run,
+                "optimizer": declared.optimizer,
+                "learning_rate": declared.learning_rate,
+                "batch_size": declared.batch_size,
+                "trainable_params": ran.trainable_params,
+                "non_trainable_params": ran.non_trainable_params,
+            }
+            for declared, ran in zip(experiment.phases, result.phases, strict=True)
+        ],
+        "metrics": {
+            "val_accuracy": final.val_accuracy,
+            "test_accuracy": final.test_accuracy,
+            **result.intervals(final),
+            "n": {"validation": result.split_sizes["validation"], "test": result.split_sizes.get("test")},
+        },
+        "checks": [
+            {"check": c.title, "passed": c.passed, "obtained": c.obtained, "expected": c.expected}
+            for c in result.checks
+        ],
+        "baseline": "being recorded" if recording_baselines else baseline_verdict(result),
+        "exports": [dataclasses.asdict(e) for e in result.exports],
+        "seed": result.seed,
+        "params": result.params,
+        "versions": {
+            "harness": __version__,
+            "python": platform.python_version(),
+            **{package: _version(package) for package in ("tensorflow", "keras", "ai-edge-litert", "numpy")},
+        },
+    }
+
+
+def baseline_verdict(result: ExperimentResult) -> str:
+    """ "passed" or "failed" by the regression gate's checks; "no baseline" when none ran."""
+    gated = [c for c in result.checks if c.name.startswith("baseline_")]
+    if not gated:
+        return "no baseline"
+    return "passed" if all(c.passed for c in gated) else "failed"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
