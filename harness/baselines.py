@@ -8,6 +8,7 @@ the end of a session that was not interrupted, and atomically.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,62 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
     return experiments
 
 
+def invalid_entries(entries: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with each entry that cannot be used, by experiment name (valid ones are left out).
+
+    An entry is checked like a spec: every recorded field has its type and range (an accuracy is
+    a finite number in [0, 1], a parameter count a non-negative integer, ...). Fields the harness
+    does not know are ignored, so files written by a newer harness still gate.
+    """
+    problems = {}
+    for name, entry in entries.items():
+        problem = _entry_problem(entry)
+        if problem is not None:
+            problems[name] = problem
+    return problems
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"the entry must be an object of recorded fields. Received: {_shown(entry)}"
+    for field, (valid, expected) in _FIELDS.items():
+        if field in entry and not valid(entry[field]):
+            return f"`{field}` must be {expected}. Received: {_shown(entry[field])}"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_FIELDS: dict[str, tuple[Any, str]] = {
+    "spec": (lambda v: isinstance(v, str), "the spec file's path (a string)"),
+    "seed": (_is_count, "a non-negative integer"),
+    "val_accuracy": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "test_accuracy": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "val_loss": (lambda v: v is None or (_is_number(v) and v >= 0), "a non-negative number or null"),
+    "test_loss": (lambda v: v is None or (_is_number(v) and v >= 0), "a non-negative number or null"),
+    "trainable_params": (
+        lambda v: isinstance(v, dict) and all(_is_count(c) for c in v.values()),
+        "an object of phase name -> non-negative integer",
+    ),
+}
+
+
+def _shown(value: Any) -> str:
+    """`value` as the message shows it: its JSON text and, where that hides it, its JSON type."""
+    text = json.dumps(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    kind = {str: "a string", bool: "a boolean", dict: "an object", list: "an array", type(None): "null"}.get(
+        type(value)
+    )
+    return f"{text} ({kind})" if kind and kind != "null" else text
+
+
 def save(path: Path, entries: Mapping[str, Mapping[str, Any]]) -> None:
     """Writes `entries` atomically, sorted by experiment name and key."""
     text = json.dumps({"experiments": dict(sorted(entries.items()))}, indent=2, sort_keys=True)
@@ -119,15 +176,15 @@ def compare(result: ExperimentResult, baseline: Mapping[str, Any], gate: Gate) -
 
 
 def updated(
-    recorded: Mapping[str, dict[str, Any]],
+    recorded: Mapping[str, Any],
     new_entries: Mapping[str, dict[str, Any]],
     collected: Mapping[str, Iterable[str]],
     existing_specs: Iterable[str],
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
+) -> tuple[dict[str, Any], list[str]]:
     """The baseline entries after an update, and the names of entries removed as stale.
 
     Args:
-        recorded: The entries in the file now.
+        recorded: The entries in the file now (invalid ones, see `invalid_entries`, are kept as they are).
         new_entries: Entries of the experiments that ran (and passed their invariants).
         collected: For each spec file collected this session, every experiment name it declares.
         existing_specs: Spec files that exist (entries of deleted spec files are stale).
@@ -137,7 +194,8 @@ def updated(
     stale = sorted(
         name
         for name, entry in merged.items()
-        if (spec := entry.get("spec")) not in existing or (spec in collected and name not in set(collected[spec]))
+        if _entry_problem(entry) is None  # an invalid entry stays as the user wrote it, for the user to fix
+        and ((spec := entry.get("spec")) not in existing or (spec in collected and name not in set(collected[spec])))
     )
     for name in stale:
         merged.pop(name)

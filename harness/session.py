@@ -47,8 +47,9 @@ class Session:
     # Every experiment name each collected spec file declares (path relative to `root` -> names).
     collected: dict[str, list[str]] = field(default_factory=dict)
     new_baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _baselines: dict[str, dict[str, Any]] | None = None
+    _recorded: dict[str, Any] | None = None  # the baseline file's entries as written, invalid ones included
     baseline_error: str | None = None  # why the baseline file cannot be read, if it cannot
+    invalid_baselines: dict[str, str] = field(default_factory=dict)  # experiment -> what is wrong with its entry
 
     @classmethod
     def of(cls, config: pytest.Config) -> Session:
@@ -106,6 +107,12 @@ class Session:
         recorded = self.baselines()
         if self.baseline_error is not None:  # the gate cannot run: say so before training
             raise errors.HarnessFailure(self.baseline_error)
+        if experiment.name in self.invalid_baselines and not self.updating_baselines:
+            raise errors.HarnessFailure(
+                f"The baseline of {experiment.name!r} in {self.shown(self.baseline_path)} is invalid: "
+                f"{self.invalid_baselines[experiment.name]}. Fix it by hand, or record it again with: "
+                f"pytest '{self.command_target(nodeid)}' --update-baselines"
+            )
         with errors.reported(experiment):
             run = engine.run(experiment, options)
             self._export_and_check(experiment, run, recorded, nodeid)
@@ -200,35 +207,39 @@ class Session:
         return bool(self.config.getoption("update_baselines"))
 
     def baselines(self) -> dict[str, dict[str, Any]]:
-        """The recorded entries; {} when the file cannot be read, and `baseline_error` says why.
+        """The valid recorded entries; {} when the file cannot be read, and `baseline_error` says why.
 
         Every experiment then fails with that message, and the reports show no baselines,
-        instead of each experiment and the terminal summary failing with a traceback.
+        instead of each experiment and the terminal summary failing with a traceback. An entry
+        that is invalid (a wrong type, NaN, out of range) is left out; `invalid_baselines` says
+        what is wrong with it, and only its experiment fails.
         """
-        if self._baselines is None:
+        recorded = self._recorded_entries()
+        return {name: entry for name, entry in recorded.items() if name not in self.invalid_baselines}
+
+    def _recorded_entries(self) -> dict[str, Any]:
+        if self._recorded is None:
             try:
-                self._baselines = baselines.load(self.baseline_path)
+                self._recorded = baselines.load(self.baseline_path)
             except baselines.BaselineFileError as error:
-                self._baselines, self.baseline_error = {}, str(error)
-        return self._baselines
+                self._recorded, self.baseline_error = {}, str(error)
+            self.invalid_baselines = baselines.invalid_entries(self._recorded)
+        return self._recorded
 
     def spec_file(self, experiment: spec.Experiment) -> str:
         return relative_to_root(experiment.location.path if experiment.location else "?", self.root)
 
     def write_baselines(self) -> list[str]:
         """Merges this session's entries into the baseline file; returns the stale names removed."""
-        recorded = self.baselines()
+        recorded = self._recorded_entries()
         if self.baseline_error is not None:
             return []  # the experiments failed with the reason; the file stays for the user to fix
+        valid = {**self.baselines(), **self.new_baselines}
         merged, stale = baselines.updated(
             recorded,
             self.new_baselines,
             self.collected,
-            existing_specs=[
-                s
-                for s in {e.get("spec") for e in {**recorded, **self.new_baselines}.values()}
-                if s and (self.root / s).exists()
-            ],
+            existing_specs=[s for s in {e.get("spec") for e in valid.values()} if s and (self.root / s).exists()],
         )
         if merged != recorded:
             baselines.save(self.baseline_path, merged)

@@ -8,6 +8,7 @@ two each); most tests write the baseline file by hand rather than record it firs
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -430,3 +431,83 @@ def test_unreadable_baseline_file_fails_each_experiment_plainly(spec_pytester: p
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     result.stdout.no_fnmatch_line("*[[]harness[]] tiny *")  # it failed before training
     assert snapshot(path) == before
+
+
+# --------------------------------------------------------------------------- hostile baseline files
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        (recorded_entry(val_accuracy="0.9"), '`val_accuracy` must be a number in [0, 1]. Received: "0.9" (a string)'),
+        (recorded_entry(val_accuracy=float("nan")), "`val_accuracy` must be a number in [0, 1]. Received: NaN"),
+        (recorded_entry(test_accuracy=7.5), "`test_accuracy` must be a number in [0, 1]. Received: 7.5"),
+        (recorded_entry(val_accuracy=True), "`val_accuracy` must be a number in [0, 1]. Received: true (a boolean)"),
+        (recorded_entry(val_loss=-1), "`val_loss` must be a non-negative number or null. Received: -1"),
+        (
+            recorded_entry(trainable_params={"feature_extraction": 1.5}),
+            '`trainable_params` must be an object of phase name -> non-negative integer. Received: {"feature_extraction": 1.5} (an object)',
+        ),
+        (recorded_entry(seed=-3), "`seed` must be a non-negative integer. Received: -3"),
+        (7.5, "the entry must be an object of recorded fields. Received: 7.5"),
+        (True, "the entry must be an object of recorded fields. Received: true (a boolean)"),
+    ],
+)
+def test_invalid_entries_say_which_field_is_wrong(entry: Any, problem: str) -> None:
+    assert baselines.invalid_entries({"tiny": entry, "fine": recorded_entry()}) == {"tiny": problem}
+
+
+def test_unknown_fields_are_ignored_so_newer_files_still_gate() -> None:
+    assert baselines.invalid_entries({"tiny": recorded_entry(predictions={"test": "0110"})}) == {}
+
+
+def test_invalid_entry_fails_its_experiment_plainly_and_the_others_gate(spec_pytester: pytest.Pytester) -> None:
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(
+                experiment_text("tiny", phases=ONE_EPOCH, expect=""),
+                experiment_text("other", phases=ONE_EPOCH, expect=""),
+            )
+        }
+    )
+    path = write_baselines(spec_pytester, {"tiny": recorded_entry(), "other": recorded_entry(val_accuracy=0.0)})
+    text = path.read_text().replace('"val_accuracy": 0.5', '"val_accuracy": "0.9"')
+    path.write_text(text)
+    before = snapshot(path)
+    result = spec_pytester.runpytest_inprocess("--metrics-json", "metrics.json")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "The baseline of 'tiny' in specs/baselines.json is invalid: `val_accuracy` must be a number in "
+                '[[]0, 1[]]. Received: "0.9" (a string). Fix it by hand, or record it again with: '
+                "pytest 'specs/tiny.py::tiny' --update-baselines"
+            ),
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*[[]harness[]] tiny *")  # it failed before training
+    assert snapshot(path) == before  # never modified without --update-baselines
+    assert json.loads((spec_pytester.path / "metrics.json").read_text())["experiments"]["other"]["outcome"] == "passed"
+
+
+def test_update_replaces_an_invalid_entry_and_keeps_the_unselected_one(spec_pytester: pytest.Pytester) -> None:
+    spec_pytester.makepyfile(
+        **{
+            "specs/tiny": spec_file(
+                experiment_text("tiny", phases=ONE_EPOCH, expect=""),
+                experiment_text("other", phases=ONE_EPOCH, expect=""),
+            )
+        }
+    )
+    path = write_baselines(spec_pytester, {})
+    path.write_text(json.dumps({"experiments": {"tiny": 7.5, "other": {"val_accuracy": float("nan")}}}))
+    result = spec_pytester.runpytest_inprocess(
+        "--update-baselines", "-k", "not other", "--metrics-json", "metrics.json"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*Traceback*")
+    entries = json.loads(path.read_text())
+    assert entries["experiments"]["tiny"]["spec"] == "specs/tiny.py"  # recorded anew
+    assert math.isnan(entries["experiments"]["other"]["val_accuracy"])  # left for the user to fix
+    assert (spec_pytester.path / "metrics.json").exists()
