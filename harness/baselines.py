@@ -122,10 +122,14 @@ def _shown(value: Any) -> str:
     return f"{text} ({kind})" if kind and kind != "null" else text
 
 
-def save(path: Path, entries: Mapping[str, Mapping[str, Any]]) -> None:
-    """Writes `entries` atomically, sorted by experiment name and key."""
-    text = json.dumps({"experiments": dict(sorted(entries.items()))}, indent=2, sort_keys=True)
-    atomic_write_text(path, text + "\n")
+def file_text(entries: Mapping[str, Any]) -> str:
+    """The baseline file's text for `entries`: sorted by experiment name and key, so diffs read well."""
+    return json.dumps({"experiments": dict(sorted(entries.items()))}, indent=2, sort_keys=True) + "\n"
+
+
+def save(path: Path, entries: Mapping[str, Any]) -> None:
+    """Writes `entries` atomically (see `file_text`)."""
+    atomic_write_text(path, file_text(entries))
 
 
 def compare(result: ExperimentResult, baseline: Mapping[str, Any], gate: Gate) -> list[Check]:

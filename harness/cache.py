@@ -2,28 +2,52 @@
 
 A key hashes everything that changes the cached arrays: the harness version, the backbone and
 a hash of the frozen weights that compute them, the data set and split, the input size and the
-layer the arrays are taken at. Entries are `.npz` files written atomically; when the cache
-grows past its bound the least recently used entries are removed.
+layer the arrays are taken at. Entries are `.npz` files written atomically, each with a `.json`
+sidecar holding its metadata and the SHA-256 of its bytes; when the cache grows past its bound
+the least recently used entries are removed.
+
+The cache is an optimisation, never a point of failure: a read that cannot use an entry
+(absent, evicted meanwhile, damaged, another shape) is a miss, and a write that cannot be made
+(unwritable folder, full disk) is skipped. Neither raises `OSError`; a fault is a `CacheWarning`
+(one per path and reason) and the caller computes in memory, with the same results.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness import __version__
-from harness.paths import atomic_path, cache_dir
+from harness.paths import (
+    NO_ROOM,
+    NOT_CACHED,
+    CacheWarning,
+    atomic_path,
+    cache_dir,
+    describe,
+    file_sha256,
+    lacks_room,
+    remove_stale_temporaries,
+    temporary_pid,
+    warn_cache,
+)
+
+__all__ = ["CacheWarning", "Expected", "FeatureCache", "make_key", "weights_digest"]
 
 DEFAULT_MAX_BYTES = 8 * 1024**3
 FEATURES_DIR = "features"
+# What a reader expects of an entry, by array name: its shape (None: any size) and dtype.
+Expected = Mapping[str, tuple[tuple[int | None, ...], Any]]
 
 
 def weights_digest(arrays: Iterable[np.ndarray]) -> str:
@@ -42,12 +66,21 @@ def make_key(**parts: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+class _Unusable(Exception):
+    """An entry on disk that cannot be used; `warn` is False for states a concurrent writer passes through."""
+
+    def __init__(self, reason: str, *, warn: bool = True) -> None:
+        super().__init__(reason)
+        self.warn = warn
+
+
 @dataclass
 class FeatureCache:
     """Arrays by key under `root`; `root=None` keeps nothing on disk."""
 
     root: Path | None
     max_bytes: int = DEFAULT_MAX_BYTES
+    _swept: bool = field(default=False, init=False, repr=False, compare=False)
 
     @classmethod
     def default(cls) -> FeatureCache:
@@ -58,53 +91,195 @@ class FeatureCache:
         assert self.root is not None
         return self.root / f"{key}.npz"
 
-    def get(self, key: str) -> dict[str, np.ndarray] | None:
+    def get(self, key: str, expected: Expected | None = None) -> dict[str, np.ndarray] | None:
+        """The arrays stored under `key`, or None (see `read`)."""
+        return self.read(key, expected)[0]
+
+    def read(self, key: str, expected: Expected | None = None) -> tuple[dict[str, np.ndarray] | None, str | None]:
+        """The arrays stored under `key` and None; or None and why the entry was not used (None when absent).
+
+        A hit is an entry whose bytes match the digest in its sidecar and whose arrays have the
+        `expected` shapes and dtypes. Anything else is a miss: absent, removed while being read,
+        damaged, unreadable, without a digest, another shape. Never raises `OSError`; a damaged or
+        unreadable entry is also a `CacheWarning`. A hit marks the entry recently used, if it can.
+        """
         if self.root is None:
-            return None
+            return None, None
+        if not self._swept:  # the first use: what killed writers left behind
+            self._swept = True
+            remove_stale_temporaries(self.root)
         path = self._path(key)
         try:
-            with np.load(path, allow_pickle=False) as stored:
-                arrays = {name: stored[name] for name in stored.files}
-        except (FileNotFoundError, ValueError, OSError, zipfile.BadZipFile, EOFError):
-            return None
-        os.utime(path)  # recently used
-        return arrays
+            arrays = _load(path)
+        except FileNotFoundError:
+            return None, None
+        except _Unusable as problem:
+            return _unused(path, str(problem), warn=problem.warn)
+        except OSError as error:
+            return _unused(path, f"unreadable: {describe(error)}")
+        if (reason := _expectation_problem(arrays, expected or {})) is not None:
+            return _unused(path, reason)
+        with contextlib.suppress(OSError):  # read-only, or evicted since: still a hit
+            os.utime(path)
+        return arrays, None
 
-    def put(self, key: str, arrays: Mapping[str, np.ndarray], *, metadata: Mapping[str, Any]) -> None:
+    def put(self, key: str, arrays: Mapping[str, np.ndarray], *, metadata: Mapping[str, Any]) -> str | None:
+        """Stores `arrays` under `key`, with a sidecar of `metadata`, their size and the file's SHA-256.
+
+        Returns None when stored (or without a root), else why not. Never raises `OSError`: an
+        entry larger than `max_bytes` is not stored; an unwritable folder, too little free space
+        (checked before writing) or a failed write skip it with a `CacheWarning` and leave no
+        temporary file and no entry without its sidecar. Least recently used entries are evicted
+        first so that the folder, temporaries of live writers included, stays within `max_bytes`.
+        """
         if self.root is None:
-            return
+            return None
         size = sum(a.nbytes for a in arrays.values())
-        sidecar = json.dumps({**metadata, "bytes": size}, indent=2, sort_keys=True, default=str)
-        if size + len(sidecar) > self.max_bytes:
-            return
-        self._evict(self.max_bytes - size - len(sidecar))
-        with atomic_path(self._path(key)) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stubs take the first keyword for allow_pickle
-        with atomic_path(self.root / f"{key}.json") as tmp:
-            tmp.write_text(sidecar)
+        sidecar_bytes = len(_sidecar(metadata, size, "0" * 64))  # a digest's length is fixed
+        if size + sidecar_bytes > self.max_bytes:
+            return f"not stored: larger than the cache's bound ({size + sidecar_bytes} bytes, bound {self.max_bytes})"
+        remove_stale_temporaries(self.root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return self._not_stored(f"cannot create the folder: {describe(error)}")
+        self._evict(self.max_bytes - size - sidecar_bytes)
+        if (shortfall := lacks_room(self.root, size + sidecar_bytes)) is not None:
+            return self._not_stored(NO_ROOM, shortfall)
+        path = self._path(key)
+        try:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stubs take the first keyword for allow_pickle
+                digest = file_sha256(tmp)
+        except OSError as error:  # `path` is as it was
+            return self._not_stored(f"cannot write an entry: {describe(error)}")
+        try:
+            with atomic_path(path.with_suffix(".json")) as tmp:
+                tmp.write_text(_sidecar(metadata, size, digest))
+        except OSError as error:
+            _remove(path)  # without its digest the new entry would only be a miss
+            return self._not_stored(f"cannot write a sidecar: {describe(error)}")
+        return None
+
+    def _not_stored(self, reason: str, detail: str = "") -> str:
+        assert self.root is not None
+        warn_cache(self.root, reason, NOT_CACHED, detail)
+        return f"not stored: {reason}" + (f" ({detail})" if detail else "")
 
     def entries(self) -> list[Path]:
-        if self.root is None or not self.root.is_dir():
+        """The entries' `.npz` files, least recently used first; temporaries and vanished files left out."""
+        if self.root is None:
             return []
-        return sorted(self.root.glob("*.npz"), key=lambda p: p.stat().st_mtime)
+        stamped = []
+        for path in _listed(self.root, "*.npz"):
+            with contextlib.suppress(OSError):  # evicted by another process since it was listed
+                status = path.stat()
+                if stat.S_ISREG(status.st_mode):
+                    stamped.append((status.st_mtime, path))
+        return [path for _, path in sorted(stamped)]
 
     def _evict(self, budget: int) -> None:
-        sizes = {
-            path: sum(f.stat().st_size for f in (path, path.with_suffix(".json")) if f.exists())
-            for path in self.entries()
-        }
-        total = sum(sizes.values())
+        assert self.root is not None
+        sizes = {path: _size(path) + _size(path.with_suffix(".json")) for path in self.entries()}
+        # Temporaries of live writers take room too, and cannot be evicted.
+        total = sum(sizes.values()) + sum(map(_size, _listed(self.root, "*", temporaries=True)))
         for path, size in sizes.items():  # least recently used first
             if total <= budget:
                 break
             total -= size
-            path.unlink(missing_ok=True)
-            path.with_suffix(".json").unlink(missing_ok=True)
+            _remove(path)
 
     def clear(self) -> int:
-        """Removes every entry; returns how many there were."""
-        entries = self.entries()
-        for path in entries:
-            path.unlink(missing_ok=True)
-            path.with_suffix(".json").unlink(missing_ok=True)
-        return len(entries)
+        """Removes every entry it can, sidecars without an entry and stale temporaries; returns how many entries."""
+        if self.root is None:
+            return 0
+        removed = sum(_remove(path) for path in self.entries())
+        for sidecar in _listed(self.root, "*.json"):
+            if not sidecar.with_suffix(".npz").exists():
+                with contextlib.suppress(OSError):
+                    sidecar.unlink()
+        remove_stale_temporaries(self.root)
+        return removed
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the entry at `path`, once its bytes match its sidecar's digest.
+
+    Raises FileNotFoundError when it is absent, `_Unusable` when it is damaged or has no
+    digest, OSError when it cannot be read.
+    """
+    with open(path, "rb") as handle:  # the file read stays this one, even if replaced or evicted meanwhile
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        recorded = _recorded_digest(path)
+        if recorded != digest:
+            raise _Unusable("digest mismatch: the entry's SHA-256 is not the one its sidecar recorded")
+        handle.seek(0)
+        try:
+            with np.load(handle, allow_pickle=False) as stored:
+                return {name: stored[name] for name in stored.files}
+        except (ValueError, zipfile.BadZipFile, EOFError) as error:
+            raise _Unusable(f"not a readable .npz archive ({type(error).__name__})") from None
+
+
+def _unused(path: Path, reason: str, *, warn: bool = True) -> tuple[None, str]:
+    if warn:
+        warn_cache(path, reason, "computing it again")
+    return None, reason
+
+
+def _recorded_digest(path: Path) -> str:
+    sidecar = path.with_suffix(".json")
+    try:
+        recorded = json.loads(sidecar.read_text(encoding="utf-8")).get("sha256")
+    except FileNotFoundError:  # being written, or being evicted
+        raise _Unusable(f"no sidecar {sidecar.name} beside the entry", warn=False) from None
+    except (ValueError, AttributeError):
+        raise _Unusable(f"unreadable sidecar {sidecar.name}: expected a JSON object") from None
+    if not isinstance(recorded, str):
+        raise _Unusable(f"no digest in the sidecar {sidecar.name} (written by an older harness)", warn=False)
+    return recorded
+
+
+def _expectation_problem(arrays: Mapping[str, np.ndarray], expected: Expected) -> str | None:
+    """None when `arrays` has every `expected` name with its shape (None: any size) and dtype; else what differs."""
+    for name, (shape, dtype) in expected.items():
+        if name not in arrays:
+            return f"no array {name!r} in the entry; it holds {sorted(arrays)}"
+        array = arrays[name]
+        if array.dtype != np.dtype(dtype):
+            return f"wrong dtype for {name!r}: {array.dtype} stored, {np.dtype(dtype)} expected"
+        if array.ndim != len(shape) or any(e is not None and e != s for s, e in zip(array.shape, shape, strict=True)):
+            return f"wrong shape for {name!r}: {array.shape} stored, {tuple(shape)} expected"
+    return None
+
+
+def _sidecar(metadata: Mapping[str, Any], size: int, digest: str) -> str:
+    return json.dumps({**metadata, "bytes": size, "sha256": digest}, indent=2, sort_keys=True, default=str)
+
+
+def _listed(folder: Path, pattern: str, *, temporaries: bool = False) -> list[Path]:
+    """The files of `folder` matching `pattern`: the `atomic_path` temporaries, or everything else."""
+    try:
+        return [p for p in folder.glob(pattern) if (temporary_pid(p) is not None) == temporaries]
+    except OSError:
+        return []
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _remove(path: Path) -> bool:
+    """Removes the entry `path` and then its sidecar, as far as it can; whether the entry was removed."""
+    try:
+        path.unlink()
+        removed = True
+    except OSError:
+        removed = False
+    with contextlib.suppress(OSError):
+        path.with_suffix(".json").unlink()
+    return removed

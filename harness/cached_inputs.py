@@ -3,8 +3,9 @@
 The disk entry's key names everything that changes the arrays (backbone, a digest of the frozen
 weights, the data set and its splits, the input size, where the cut is, the dihedral views,
 the frozen pass's runtime); a content digest of every image (`LoadedData.digests`) guards against a data set that yields its
-images in another order than when the entry was written. The pass itself runs on LiteRT or
-Keras (`harness.inference`).
+images in another order than when the entry was written. An entry is used only with the shapes and
+dtypes this plan computes; any entry that cannot be used is computed again, and why is
+reported with the cache state. The pass itself runs on LiteRT or Keras (`harness.inference`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from harness import inference, spec, symmetry
 from harness.batching import PREDICT_BATCH, image_batches, train_images
-from harness.cache import FeatureCache, make_key, weights_digest
+from harness.cache import Expected, FeatureCache, make_key, weights_digest
 from harness.data import loading
 from harness.planning import Plan
 
@@ -25,7 +26,9 @@ class CachedInputs:
     """The frozen part's outputs for one experiment's phases; keeps the last entry in memory.
 
     `get(plan, test=...)` returns the arrays by split ("train", "validation", and "test" when
-    asked for), the cache state ("hit" or "miss") and what ran the frozen pass, if one ran.
+    asked for), the cache state ("hit" or "miss"), what ran the frozen pass, if one ran, and
+    why the disk cache was not used or not written ("digest mismatch: ...", "not stored: ..."),
+    None when it worked as it should.
     """
 
     def __init__(
@@ -41,7 +44,7 @@ class CachedInputs:
         self.frozen_runtime, self.backbone_training = frozen_runtime, backbone_training
         self._memory: dict[str, Arrays] = {}
 
-    def get(self, plan: Plan, *, test: bool) -> tuple[Arrays, str, str | None]:
+    def get(self, plan: Plan, *, test: bool) -> tuple[Arrays, str, str | None, str | None]:
         lower = plan.lower
         assert lower is not None
         experiment, data = self.experiment, self.data
@@ -50,13 +53,15 @@ class CachedInputs:
         key = self._key(plan, splits, digest)
         memory_key = key or f"{plan.training_path}:{plan.views}:{splits}:{digest}"
         if memory_key in self._memory:
-            return self._memory[memory_key], "hit", None
+            return self._memory[memory_key], "hit", None, None
         cache = self.cache if key is not None else None
-        stored = cache.get(key) if cache is not None and key is not None else None
         # The key names the data, not its order: only an entry on disk needs the checksums.
         checksums = {s: data.digests(s) for s in splits} if cache is not None else {}
+        stored, reason = None, None
+        if cache is not None and key is not None:
+            stored, reason = cache.read(key, self._expected(plan, splits, checksums))
         ran_on: str | None
-        if stored is not None and all(_same(stored.get(f"{s}_checksums"), checksums[s]) for s in splits):
+        if stored is not None and (reason := _order_problem(stored, checksums)) is None:
             arrays, state, ran_on = {s: stored[s] for s in splits}, "hit", None
         else:
             # One pass over the splits back to back: one traced function, one ragged last batch.
@@ -72,7 +77,7 @@ class CachedInputs:
                 arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views)
             state = "miss"
             if cache is not None and key is not None:
-                cache.put(
+                not_stored = cache.put(
                     key,
                     {**arrays, **{f"{s}_checksums": checksums[s] for s in splits}},
                     metadata={
@@ -83,8 +88,25 @@ class CachedInputs:
                         "image_size": experiment.image_size,
                     },
                 )
+                reason = "; ".join(r for r in (reason, not_stored) if r) or None
         self._memory = {memory_key: arrays}  # keep one entry: the next phase usually needs another cut
-        return arrays, state, ran_on
+        return arrays, state, ran_on, reason
+
+    def _expected(self, plan: Plan, splits: list[str], checksums: dict[str, np.ndarray]) -> Expected:
+        """The shape and dtype of every array of this plan's entry: what the frozen pass would compute."""
+        assert plan.lower is not None
+        expected: dict[str, tuple[tuple[int | None, ...], object]] = {}
+        try:
+            per_image = tuple(plan.lower.output.shape[1:])
+        except (AttributeError, ValueError):  # a subclassed model: its output's shape is known only once called
+            per_image = None
+        if per_image is not None:
+            sizes = self.data.sizes
+            expected.update({s: ((sizes[s], *per_image), np.float32) for s in splits})
+            if plan.views:
+                expected["train"] = ((len(plan.views), sizes["train"], *per_image), np.float32)
+        expected.update({f"{s}_checksums": (c.shape, c.dtype) for s, c in checksums.items()})
+        return expected
 
     def _key(self, plan: Plan, splits: list[str], digest: str) -> str | None:
         """The disk entry's key; None for in-memory arrays without a `cache_key` (nothing names them)."""
@@ -122,8 +144,12 @@ class CachedInputs:
         return stacked
 
 
-def _same(stored: np.ndarray | None, computed: np.ndarray) -> bool:
-    return stored is not None and np.array_equal(stored, computed)
+def _order_problem(stored: Arrays, checksums: dict[str, np.ndarray]) -> str | None:
+    """None when the entry was computed on these very images, in this order; else which split differs."""
+    for split, computed in checksums.items():
+        if not np.array_equal(stored[f"{split}_checksums"], computed):
+            return f"the images of {split!r} differ from the entry's (another order or other images)"
+    return None
 
 
 def _split_name(dataset: spec.Dataset, role: str) -> str | None:

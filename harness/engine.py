@@ -164,12 +164,12 @@ class _PhaseRunner:
                     draw, lambda i, p: symmetry.views_of(images[i], [views[k] for k in p]), self.labels["train"], phase
                 )
             val_ds = batching.batched(self.data.validation, phase)
-            cache_state, frozen_pass = "none", None
+            cache_state, frozen_pass, cache_reason = "none", None, None
         else:
             assert plan.train_model is not None
             train_model = plan.train_model
             self._compile(train_model, phase)
-            arrays, cache_state, frozen_pass = self.cached_inputs.get(plan, test=scores_test)
+            arrays, cache_state, frozen_pass, cache_reason = self.cached_inputs.get(plan, test=scores_test)
             if draw is None:
                 train_ds = batching.batched(
                     tf.data.Dataset.from_tensor_slices((arrays["train"], self.labels["train"])),
@@ -226,6 +226,7 @@ class _PhaseRunner:
             cache=cache_state,
             cached_val_accuracy=cached_val,
             frozen_pass=frozen_pass,
+            cache_reason=cache_reason,
         )
 
     # ------------------------------------------------------------------ helpers

@@ -2,8 +2,8 @@
 
 `HarnessFailure` is what an experiment's test item raises for a failure it explains itself (its
 `repr_failure` shows the message, no traceback). `reported` turns the errors of a spec that
-cannot run, of data that cannot be loaded and of pretrained weights that cannot be obtained
-into what the item reports. No TensorFlow at import time.
+cannot run, of data that cannot be loaded, of pretrained weights that cannot be obtained and
+of weights files that cannot be loaded into what the item reports. No TensorFlow at import time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness import spec
-from harness.backbones.errors import WeightsUnavailableError
+from harness.backbones.errors import WeightsFileError, WeightsMismatchError, WeightsUnavailableError
 from harness.export import ExportError
 
 
@@ -31,7 +31,9 @@ def reported(experiment: spec.Experiment) -> Iterator[None]:
     - `spec.SpecError` (found only when the spec runs, e.g. a custom backbone's freezing rule):
       a `HarnessFailure` naming the spec's line and "invalid spec";
     - `harness.data.loading.DataError`, `harness.export.ExportError` (a format that cannot be
-      written or read back): a `HarnessFailure` naming the spec's line.
+      written or read back), `WeightsFileError` and `WeightsMismatchError` (a weights file that
+      is truncated, unreadable or of another architecture): a `HarnessFailure` naming the
+      spec's line.
 
     Anything else propagates unchanged.
     """
@@ -44,5 +46,5 @@ def reported(experiment: spec.Experiment) -> Iterator[None]:
         pytest.skip(f"{experiment.name}: {error}")
     except spec.SpecError as error:
         raise HarnessFailure(f"{experiment.location}: invalid spec: {error}") from None
-    except (DataError, ExportError) as error:
+    except (DataError, ExportError, WeightsFileError, WeightsMismatchError) as error:
         raise HarnessFailure(f"{experiment.location}: {error}") from None

@@ -128,16 +128,20 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[ENV_CACHE_DIR] = str(Path(cache_dir).expanduser().resolve())
     if config.getoption("clear_harness_cache"):
         from harness.cache import FeatureCache
+        from harness.paths import remove_stale_cache_temporaries
 
-        config.stash[_CLEARED] = FeatureCache.default().clear()
+        # First the temporaries killed writers left: beside the features, the converted weights, ...
+        temporaries = remove_stale_cache_temporaries()
+        config.stash[_CLEARED] = (FeatureCache.default().clear(), temporaries)
 
 
-_CLEARED = pytest.StashKey[int]()
+_CLEARED = pytest.StashKey[tuple[int, int]]()  # cached feature entries, stale temporary files
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     if _CLEARED in config.stash:
-        return f"harness: removed {config.stash[_CLEARED]} cached feature files"
+        entries, temporaries = config.stash[_CLEARED]
+        return f"harness: removed {entries} cached feature files and {temporaries} stale temporary files"
     return None
 
 
@@ -210,33 +214,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # The session's outputs (baselines, metrics JSON, report, exports) are staged, then published
+    # together in one commit with Ctrl-C held back (harness/outputs.py): all new, or all as they were.
+    from harness.outputs import Outputs
     from harness.session import SESSION_KEY
 
     state = session.config.stash.get(SESSION_KEY, None)
     if state is None:
         return
+    outputs = Outputs()
+    if state.export_dir is not None:
+        outputs.folder(state.export_dir.staging)  # staged while the experiments ran
     if exitstatus == pytest.ExitCode.INTERRUPTED:
-        # An interrupted run leaves no partial baseline, metrics, report or export behind.
-        if state.export_dir is not None:
-            state.export_dir.close()
+        outputs.discard()  # an interrupted run leaves no partial baseline, metrics, report or export behind
         return
-    config = session.config
-    notes = []
-    published = state.publish_exports()
-    if published:
-        notes.append(f"exports of {len(published)} experiments written to {state.shown(published[0].parent)}")
-    if state.updating_baselines:
-        stale = state.write_baselines()
-        shown = state.shown(state.baseline_path)
-        notes.append(f"baselines of {len(state.new_baselines)} experiments recorded in {shown}")
-        notes += [f"stale baseline removed from {shown}: {name}" for name in stale]
-    if config.getoption("metrics_json"):
-        notes.append(f"metrics written to {state.write_metrics(config.getoption('metrics_json'))}")
-    if config.getoption("report_dir"):
-        notes.append(f"report written to {state.write_report(config.getoption('report_dir'))}")
-    config.stash[_NOTES] = notes
+    try:
+        notes = state.stage_outputs(outputs)
+        if outputs.commit():
+            notes.append("Ctrl-C came while the outputs were published: they were completed first")
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+    except (KeyboardInterrupt, OSError) as error:
+        outputs.discard()
+        interrupted = isinstance(error, KeyboardInterrupt)
+        session.exitstatus = pytest.ExitCode.INTERRUPTED if interrupted else pytest.ExitCode.TESTS_FAILED
+        why = "interrupted" if interrupted else f"could not write them ({type(error).__name__}: {error})"
+        notes = [f"{why}: the baselines, metrics, report and exports were left as they were"]
+        session.config.stash[_STOPPED] = (
+            "KeyboardInterrupt" if interrupted else "the session's outputs were not written"
+        )
+    session.config.stash[_NOTES] = notes
 
 
+_STOPPED = pytest.StashKey[str]()
 _NOTES = pytest.StashKey[list[str]]()
 
 
@@ -249,6 +258,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_sep("=", "harness summary")
         for line in lines:
             terminalreporter.write_line(line)
+    if _STOPPED in config.stash:  # as pytest marks a run it stopped
+        terminalreporter.write_sep("!", config.stash[_STOPPED])
     # Printed here, after pytest ends the progress line, rather than at the end of "[100%]".
     for note in config.stash.get(_NOTES, []):
         terminalreporter.write_line(f"harness: {note}")

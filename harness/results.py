@@ -61,6 +61,9 @@ class PhaseResult:
     cache: str  # "hit", "miss", "none"
     cached_val_accuracy: float | None = None
     frozen_pass: str | None = None  # what computed the cached inputs ("litert", "keras"); None when read back
+    # Why the disk cache was not used or not written ("digest mismatch: ...", "wrong shape for 'train': ...",
+    # "not stored: ..."); None when it worked as it should, or was not involved.
+    cache_reason: str | None = None
 
 
 @dataclass

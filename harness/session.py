@@ -29,7 +29,8 @@ import pytest
 
 from harness import baselines, checks, errors, spec
 from harness.export import card
-from harness.export.publish import STAGING_PREFIX, ExportDir, folder_name
+from harness.export.publish import ExportDir, folder_name
+from harness.outputs import Outputs, StagingFolder
 from harness.paths import relative_to_root
 from harness.results import ExperimentResult
 
@@ -140,8 +141,8 @@ class Session:
 
         if exports is None:
             if needed:
-                with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as folder:
-                    result.exports = measure.export(run, needed, Path(folder))
+                with tempfile.TemporaryDirectory(prefix="harness-export-") as temporary:
+                    result.exports = measure.export(run, needed, Path(temporary))
             evaluate()
             return
         with exports.stage(experiment.name) as folder:
@@ -168,17 +169,6 @@ class Session:
         """`--export-dir`, where exports are staged and then published; None without it."""
         option = self.config.getoption("export_dir")
         return None if option is None else ExportDir(Path(option).expanduser())
-
-    def publish_exports(self) -> list[Path]:
-        """Publishes the staged exports (see `harness.export.publish`); records where, per result."""
-        if self.export_dir is None:
-            return []
-        published = self.export_dir.publish()
-        by_folder = {path.name: path for path in published}
-        for name, result in self.results.items():
-            if folder_name(name) in by_folder:
-                result.export_dir = self.shown(by_folder[folder_name(name)])
-        return published
 
     def _gate(self, experiment: spec.Experiment, nodeid: str) -> baselines.Gate | None:
         """The regression gate of `experiment`; None while baselines are being recorded."""
@@ -229,8 +219,8 @@ class Session:
     def spec_file(self, experiment: spec.Experiment) -> str:
         return relative_to_root(experiment.location.path if experiment.location else "?", self.root)
 
-    def write_baselines(self) -> list[str]:
-        """Merges this session's entries into the baseline file; returns the stale names removed."""
+    def stage_baselines(self, outputs: Outputs) -> list[str]:
+        """Stages this session's entries merged into the baseline file; returns the stale names removed."""
         recorded = self._recorded_entries()
         if self.baseline_error is not None:
             return []  # the experiments failed with the reason; the file stays for the user to fix
@@ -242,7 +232,7 @@ class Session:
             existing_specs=[s for s in {e.get("spec") for e in valid.values()} if s and (self.root / s).exists()],
         )
         if merged != recorded:
-            baselines.save(self.baseline_path, merged)
+            outputs.text(self.baseline_path, baselines.file_text(merged))
         return stale
 
     # ------------------------------------------------------------------ reports
@@ -260,15 +250,39 @@ class Session:
         rows += [no_result_row(name, outcome) for name, outcome in self.outcomes.items() if name not in self.results]
         return [*summary_lines(rows), *export_lines(list(self.results.values()))] if rows else []
 
-    def write_report(self, out_dir: str) -> Path:
+    # ------------------------------------------------------------------ the session's end
+
+    def stage_outputs(self, outputs: Outputs) -> list[str]:
+        """Stages every output the options ask for into `outputs`; returns the notes to print once
+        they are committed (see `harness.outputs`: all are published together, or none)."""
         from harness.report import write_report
+        from harness.report.metrics_json import metrics, metrics_text
 
-        return write_report(out_dir, self.report_items())
-
-    def write_metrics(self, path: str) -> Path:
-        from harness.report.metrics_json import metrics, write_metrics
-
-        return write_metrics(path, metrics(self.results, self.outcomes, self.errors, self.params, started=self.started))
+        notes = []
+        if self.export_dir is not None:
+            staged = self.export_dir.staged()
+            for name, result in self.results.items():
+                if folder_name(name) in staged:
+                    result.export_dir = self.shown(staged[folder_name(name)])
+            outputs.folder(self.export_dir.staging)
+            if staged:
+                notes.append(f"exports of {len(staged)} experiments written to {self.shown(self.export_dir.root)}")
+        if self.updating_baselines:
+            stale = self.stage_baselines(outputs)
+            shown = self.shown(self.baseline_path)
+            notes.append(f"baselines of {len(self.new_baselines)} experiments recorded in {shown}")
+            notes += [f"stale baseline removed from {shown}: {name}" for name in stale]
+        path = self.config.getoption("metrics_json")
+        if path:
+            document = metrics(self.results, self.outcomes, self.errors, self.params, started=self.started)
+            outputs.text(path, metrics_text(document))
+            notes.append(f"metrics written to {path}")
+        report_dir = self.config.getoption("report_dir")
+        if report_dir:
+            staging = outputs.folder(StagingFolder(report_dir))
+            write_report(staging.path, self.report_items(), shown_root=Path(report_dir))
+            notes.append(f"report written to {Path(report_dir) / 'index.html'}")
+        return notes
 
 
 def project_root(config: pytest.Config) -> Path:

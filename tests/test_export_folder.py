@@ -6,9 +6,6 @@ Also the model card and `labels.txt` built from a result, and the Wilson interva
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from hypothesis import strategies as st
 
 from harness import spec
 from harness.export import card
-from harness.export.publish import STAGING_PREFIX, ExportDir, folder_name, remove_stale
+from harness.export.publish import ExportDir, folder_name
 from harness.results import Check, ExperimentResult, ExportResult, PhaseResult
 from harness.stats import accuracy_interval, wilson_interval
 
@@ -31,7 +28,8 @@ def test_staged_exports_appear_only_when_published(tmp_path: Path) -> None:
     with exports.stage("a") as folder:
         (folder / "model.keras").write_bytes(b"new")
     assert not (tmp_path / "exports" / "a").exists()  # staged, not yet published
-    published = exports.publish()
+    assert exports.staged() == {"a": tmp_path / "exports" / "a"}
+    published = exports.staging.publish()
     assert published == [tmp_path / "exports" / "a"]
     assert _files(tmp_path / "exports") == {"a/model.keras": b"new"}  # and the staging folder is gone
 
@@ -44,7 +42,7 @@ def test_publishing_replaces_an_earlier_export_whole(tmp_path: Path) -> None:
     exports = ExportDir(tmp_path)
     with exports.stage("a") as folder:
         (folder / "model.keras").write_bytes(b"new")
-    exports.publish()
+    exports.staging.publish()
     assert _files(tmp_path) == {"a/model.keras": b"new"}
 
 
@@ -60,7 +58,7 @@ def test_an_export_interrupted_while_written_leaves_nothing(tmp_path: Path) -> N
 
     with pytest.raises(KeyboardInterrupt):
         write_half()
-    assert exports.publish() == []
+    assert exports.staging.publish() == []
     assert _files(tmp_path) == {"a/model.keras": b"old"}
 
 
@@ -70,21 +68,11 @@ def test_a_discarded_or_closed_staging_publishes_nothing(tmp_path: Path) -> None
         with exports.stage(name) as folder:
             (folder / "labels.txt").write_text("x\n")
     exports.discard("failed")
-    assert [p.name for p in exports.publish()] == ["other"]
+    assert [p.name for p in exports.staging.publish()] == ["other"]
     with exports.stage("interrupted") as folder:
         (folder / "labels.txt").write_text("x\n")
-    exports.close()  # what an interrupted session does
+    exports.staging.close()  # what an interrupted session does
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
-
-
-def test_staging_of_a_dead_process_is_removed_and_a_live_one_kept(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f"{STAGING_PREFIX}{dead.stdout.strip()}-abc123"
-    live = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-def456"
-    for folder in (stale, live):
-        (folder / "a.partial").mkdir(parents=True)
-    assert remove_stale(tmp_path) == [stale]
-    assert live.exists() and not stale.exists()
 
 
 def test_folder_names_keep_parametrised_names_readable_and_safe() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tiny_specs import experiment_text, line_of, spec_file
 
-from harness.export.publish import STAGING_PREFIX
+from harness.outputs import STAGING_MARK
 
 WITH_TEST = "lambda: make_data(test=True)"
 FILES = ["labels.txt", "model.keras", "model_card.json", "model_float32.tflite", "model_int8.tflite", "saved_model"]
@@ -96,7 +96,7 @@ def test_export_expectations_pass_and_fail_like_the_other_invariants(spec_pytest
     assert "export_matches[litert]:" not in result.stdout.str()  # it passed
     junit = (spec_pytester.path / "report.xml").read_text()
     assert 'name="export.litert_int8.argmax_agreement"' in junit
-    assert not list(spec_pytester.path.glob(f"**/{STAGING_PREFIX}*"))  # measured in a temporary folder, removed
+    assert not list(spec_pytester.path.glob(f"**/{STAGING_MARK}*"))  # measured in a temporary folder, removed
 
 
 def test_an_interrupted_export_leaves_the_earlier_one_untouched(

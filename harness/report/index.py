@@ -72,6 +72,7 @@ def write_report(
     items: Sequence[tuple[ExperimentResult, str, Baseline | None]],
     *,
     tensorboard: bool = True,
+    shown_root: Path | None = None,
 ) -> Path:
     """Writes the whole report: per experiment its curves, confusion matrix and TensorBoard logs, then the index.
 
@@ -83,6 +84,8 @@ def write_report(
             ("passed", "failed"), `baseline` the accepted metrics or `None`.
         tensorboard: whether to write TensorBoard event files (imports TensorFlow).
             Defaults to `True`.
+        shown_root: where the index says the report is, when it is written elsewhere first
+            (a staging folder published later). Defaults to `out_dir`.
 
     Returns:
         The path of `index.html`.
@@ -111,7 +114,7 @@ def write_report(
         else:
             _remove(folder / TENSORBOARD_DIR)
     baselines = {result.name: baseline for result, _, baseline in items if baseline is not None}
-    return write_index([(result, outcome) for result, outcome, _ in items], root, baselines)
+    return write_index([(result, outcome) for result, outcome, _ in items], root, baselines, shown_root=shown_root)
 
 
 def _remove(path: Path) -> None:
@@ -125,6 +128,8 @@ def write_index(
     results_with_outcomes: Sequence[tuple[ExperimentResult, str]],
     out_dir: str | os.PathLike[str],
     baselines: Mapping[str, Baseline] | None = None,
+    *,
+    shown_root: Path | None = None,
 ) -> Path:
     """Writes `index.html` and `index.md` into `out_dir`.
 
@@ -138,6 +143,7 @@ def write_index(
         out_dir: the report folder (created when missing).
         baselines: the accepted metrics per experiment name; experiments without one show "-".
             Defaults to no baselines.
+        shown_root: where the index says the report is (see `write_report`). Defaults to `out_dir`.
 
     Returns:
         The path of `index.html`.
@@ -146,15 +152,18 @@ def write_index(
     root = Path(out_dir)
     baselines = baselines or {}
     folders = experiment_dirs(result.name for result, _ in results_with_outcomes)
+    shown = root if shown_root is None else shown_root
     entries = [
         _Entry(
             result, outcome.upper(), folders[result.name], root, rows_for(result, outcome, baselines.get(result.name))
         )
         for result, outcome in results_with_outcomes
     ]
-    atomic_write_text(root / "index.md", _markdown(entries, root))
+    for entry in entries:  # the logs where users will find them
+        entry.logdir = None if entry.logdir is None else str((shown / entry.folder / TENSORBOARD_DIR).resolve())
+    atomic_write_text(root / "index.md", _markdown(entries, shown))
     index = root / "index.html"
-    atomic_write_text(index, _html(entries, root))
+    atomic_write_text(index, _html(entries, shown))
     return index
 
 

@@ -51,6 +51,11 @@ def metrics(
     }
 
 
+def metrics_text(document: Mapping[str, Any]) -> str:
+    """The file's text for `document` (see `metrics`)."""
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
 def write_metrics(path: str | os.PathLike[str], document: Mapping[str, Any]) -> Path:
     """Writes `document` (see `metrics`) to `path` atomically; returns `path`."""
-    return atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return atomic_write_text(path, metrics_text(document))

