@@ -9,7 +9,7 @@ and no reader ever sees a half-written file.
 
 Temporaries and staging folders carry their writer's pid in their names; a session that was
 killed (kill -9) leaves them behind, and the next session that writes there removes them
-(`StagingFolder` on creation, `harness.paths.remove_stale_temporaries` for files).
+(`StagingFolder` on creation, `Outputs.text` with `harness.paths.remove_stale_temporaries`).
 No TensorFlow.
 """
 
@@ -96,6 +96,7 @@ class Outputs:
     def text(self, path: str | os.PathLike[str], text: str) -> None:
         """Stages `text` (UTF-8) for `path`."""
         target = Path(path)
+        paths.remove_stale_temporaries(target.parent)  # of a session killed while it wrote here
         temporary = paths.temporary_beside(target)
         self._files.append((temporary, target))
         temporary.write_text(text, encoding="utf-8")

@@ -98,6 +98,16 @@ def test_staging_of_a_killed_session_is_removed_by_the_next(tmp_path: Path) -> N
     staging.close()
 
 
+def test_staging_a_file_removes_the_temporaries_a_killed_session_left_beside_it(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".metrics.harness-tmp-{dead.stdout.strip()}-abc123.json"
+    stale.write_text("{half")
+    outputs = Outputs()
+    outputs.text(tmp_path / "metrics.json", "{}")
+    outputs.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
 # ------------------------------------------------------------------------------ whole sessions
 
 WITH_TEST = "lambda: make_data(test=True)"

@@ -85,7 +85,7 @@ def _resolve_weights(weights: Any, include_top: bool, classes: int) -> tuple[str
                 f"put your own head on the features. Received: classes={classes}"
             )
         cached = imagenet_weights_path()
-        return ("h5", cached) if cached.is_file() else ("pth", _imagenet_pth_path())
+        return ("h5", cached) if _readable_file(cached) else ("pth", _imagenet_pth_path())
     if isinstance(weights, (str, os.PathLike)):
         path = Path(weights)  # as given: relative to the working directory
         suffix = errors.weights_suffix(path, errors.LITE0_SUFFIXES)
@@ -104,6 +104,14 @@ def _resolve_weights(weights: Any, include_top: bool, classes: int) -> tuple[str
         "(saved from this architecture) or legacy PyTorch `.pth` checkpoint. "
         f"Received: weights={weights!r}"
     )
+
+
+def _readable_file(path: Path) -> bool:
+    """Whether `path` is a file; False too where its folder cannot be searched (another user's cache)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _imagenet_pth_path() -> Path:
