@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import environment
 from harness.paths import atomic_write_text
 from harness.results import Check, ExperimentResult
 
@@ -31,10 +32,11 @@ class Gate:
     tolerance: float  # the largest accepted drop in accuracy (absolute, e.g. 0.02)
     update_command: str
     file: str  # the baseline file, as messages name it (relative to the invocation folder, or absolute)
+    environment: Mapping[str, str] | None = None  # this run's `harness.environment.fingerprint()`
 
 
-def entry_for(result: ExperimentResult, spec_file: str) -> dict[str, Any]:
-    """What is recorded for one experiment."""
+def entry_for(result: ExperimentResult, spec_file: str, environment: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What is recorded for one experiment (with the environment it was measured in, when given)."""
     final = result.final
     entry: dict[str, Any] = {
         "spec": spec_file,
@@ -46,6 +48,8 @@ def entry_for(result: ExperimentResult, spec_file: str) -> dict[str, Any]:
     if final.test_accuracy is not None:
         entry["test_accuracy"] = round(final.test_accuracy, 4)
         entry["test_loss"] = None if final.test_loss is None else round(final.test_loss, 4)
+    if environment is not None:
+        entry["environment"] = dict(environment)
     return entry
 
 
@@ -105,6 +109,7 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "test_accuracy": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "val_loss": (lambda v: v is None or (_is_number(v) and v >= 0), "a non-negative number or null"),
     "test_loss": (lambda v: v is None or (_is_number(v) and v >= 0), "a non-negative number or null"),
+    "environment": (lambda v: isinstance(v, dict), "an object (the environment it was recorded in)"),
     "trainable_params": (
         lambda v: isinstance(v, dict) and all(_is_count(c) for c in v.values()),
         "an object of phase name -> non-negative integer",
@@ -136,6 +141,9 @@ def compare(result: ExperimentResult, baseline: Mapping[str, Any], gate: Gate) -
     """Gate checks of `result` against its baseline: accuracy drops and parameter counts."""
     checks: list[Check] = []
     remedy = f"To accept the new values into {gate.file}, run: {gate.update_command}"
+    moved = environment.differences(baseline.get("environment"), dict(gate.environment or {}))
+    if moved:  # round-off differs across machines: say so wherever a drop is shown
+        remedy = f"The baseline was recorded in another environment ({'; '.join(moved)}). {remedy}"
     final = result.final
     for metric in METRICS:
         recorded = baseline.get(metric)

@@ -65,11 +65,48 @@ def _loss_decreases(expectation: spec.LossDecreases, inputs: Inputs) -> list[Che
 
 
 def _beats(expectation: spec.Beats, inputs: Inputs) -> list[Check]:
-    return [invariants.beats(inputs.run.result, expectation, inputs.reference(expectation.other))]
+    reference = inputs.reference(expectation.other)
+    _warn_if_trivial(expectation, inputs, reference)
+    return [invariants.beats(inputs.run.result, expectation, reference)]
+
+
+def _warn_if_trivial(expectation: spec.Beats, inputs: Inputs, reference: Entry | None) -> None:
+    """Warns when `beats` compares with a degenerate reference: one that predicts a single class,
+    or scores no better than always answering the majority class."""
+    split = "test" if expectation.metric == "test_accuracy" else "validation"
+    classes = inputs.run.result.class_metrics.get(split)
+    theirs = None if reference is None else reference.get(expectation.metric)
+    if not classes or theirs is None:
+        return
+    n = sum(int(c["support"]) for c in classes.values())
+    majority = max(int(c["support"]) for c in classes.values()) / n
+    other = inputs.results.get(expectation.other)
+    one_class = (
+        other is not None and sum(int(c["predicted"]) > 0 for c in other.class_metrics.get(split, {}).values()) == 1
+    )
+    if one_class or theirs <= majority + 0.5 / n:
+        why = (
+            "predicts a single class" if one_class else f"scores {theirs:.4f}, the majority-class rate ({majority:.4f})"
+        )
+        warnings.warn(
+            pytest.PytestWarning(
+                f"{inputs.run.result.name}: beats({expectation.other!r}) is a trivial comparison: "
+                f"{expectation.other} {why} on the {split} split, as always answering one class does"
+            ),
+            stacklevel=2,
+        )
 
 
 def _export_matches(expectation: spec.ExportMatches, inputs: Inputs) -> list[Check]:
     return [invariants.export_matches(inputs.run.result, expectation)]
+
+
+def _class_floor(expectation: spec.ClassFloor, inputs: Inputs) -> list[Check]:
+    return [invariants.class_floor(inputs.run.result, expectation)]
+
+
+def _macro_f1(expectation: spec.MacroF1Floor, inputs: Inputs) -> list[Check]:
+    return [invariants.macro_f1(inputs.run.result, expectation)]
 
 
 # One entry per expectation type of the spec language (`spec.Expectation`).
@@ -81,6 +118,8 @@ CHECKS: dict[type, Callable[[Any, Inputs], list[Check]]] = {
     spec.LossDecreases: _loss_decreases,
     spec.Beats: _beats,
     spec.ExportMatches: _export_matches,
+    spec.ClassFloor: _class_floor,
+    spec.MacroF1Floor: _macro_f1,
 }
 
 

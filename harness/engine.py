@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from harness import batching, freezing, planning, spec, symmetry
+from harness import batching, freezing, planning, spec, stats, symmetry
 from harness import model as model_lib
 from harness.cache import FeatureCache
 from harness.cached_inputs import CachedInputs
@@ -86,6 +86,13 @@ def run(experiment: spec.Experiment, options: RunOptions) -> Run:
     result.wall_time_s = time.perf_counter() - started
     result.confusion_split = "test" if "test" in runner.predictions else "validation"
     result.confusion_matrix = _confusion_matrix(runner.predictions[result.confusion_split], data.num_classes)
+    names = (
+        result.class_names if len(result.class_names) == data.num_classes else [str(i) for i in range(data.num_classes)]
+    )
+    result.class_metrics = {
+        split: stats.per_class(p.labels.tolist(), p.predicted.tolist(), names)
+        for split, p in runner.predictions.items()
+    }
     return Run(
         result=result, weight_changes=runner.weight_changes, predictions=runner.predictions, model=built, data=data
     )

@@ -154,3 +154,43 @@ def beats(result: ExperimentResult, expectation: spec.Beats, other: Mapping[str,
         expected,
         f"{mine:.4f} vs {theirs:.4f} from {other['source']} (margin {mine - theirs:+.4f})",
     )
+
+
+def class_floor(result: ExperimentResult, expectation: spec.ClassFloor) -> Check:
+    """One class's recall or precision on its split, after the last phase, against its floor."""
+    classes = result.class_metrics.get(expectation.split, {})
+    names = list(classes)
+    wanted = expectation.class_name
+    name = names[wanted] if isinstance(wanted, int) and wanted < len(names) else wanted
+    title = f"min_{expectation.metric}[{name}]"
+    expected = f">= {expectation.floor:.4f} on the {expectation.split} split"
+    if name not in classes:
+        return Check(
+            title, None, False, expected, f"no class {wanted!r}; the classes are {', '.join(map(repr, names))}"
+        )
+    figures = classes[str(name)]
+    value = float(figures[expectation.metric])
+    counted = (
+        f"{round(value * int(figures['support']))} of its {figures['support']} examples predicted as it"
+        if expectation.metric == "recall"
+        else f"{round(value * int(figures['predicted']))} of the {figures['predicted']} predicted as it are of it"
+    )
+    return Check(title, None, value >= expectation.floor, expected, f"{value:.4f} ({counted})")
+
+
+def macro_f1(result: ExperimentResult, expectation: spec.MacroF1Floor) -> Check:
+    """The unweighted mean F1 of the classes on the split, after the last phase, against its floor."""
+    from harness.stats import macro_f1 as mean_f1
+
+    classes = result.class_metrics.get(expectation.split, {})
+    value = mean_f1(classes)
+    worst = sorted(classes.items(), key=lambda item: float(item[1]["f1"]))[:2]
+    lowest = ", ".join(f"{name} {float(figures['f1']):.4f}" for name, figures in worst)
+    return Check(
+        "min_macro_f1",
+        None,
+        value >= expectation.floor,
+        f">= {expectation.floor:.4f} on the {expectation.split} split",
+        f"{value:.4f}",
+        details=[f"lowest F1: {lowest}"] if worst else [],
+    )

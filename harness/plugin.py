@@ -233,7 +233,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if outputs.commit():
             notes.append("Ctrl-C came while the outputs were published: they were completed first")
             session.exitstatus = pytest.ExitCode.INTERRUPTED
-    except (KeyboardInterrupt, OSError) as error:
+    # A writer's error (OSError from a full disk, TensorBoard's own) ends no session in a traceback.
+    except (KeyboardInterrupt, Exception) as error:  # noqa: BLE001
         outputs.discard()
         interrupted = isinstance(error, KeyboardInterrupt)
         session.exitstatus = pytest.ExitCode.INTERRUPTED if interrupted else pytest.ExitCode.TESTS_FAILED

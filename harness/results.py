@@ -102,6 +102,9 @@ class ExperimentResult:
     confusion_split: str | None = None  # the split `confusion_matrix` counts: "test", else "validation"
     params: dict[str, Any] = field(default_factory=dict)  # a parametrised spec's arguments
     exports: list[ExportResult] = field(default_factory=list)
+    # Per split ("validation", "test"), per class name: precision, recall, f1, support, predicted
+    # (after the last phase; `harness.stats.per_class`).
+    class_metrics: dict[str, dict[str, dict[str, float | int]]] = field(default_factory=dict)
     export_dir: str | None = None  # where `--export-dir` published the exports, once published
 
     @property

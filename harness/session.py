@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from harness import baselines, checks, errors, spec
+from harness import baselines, checks, environment, errors, spec
 from harness.export import card
 from harness.export.publish import ExportDir, folder_name
 from harness.outputs import Outputs, StagingFolder
@@ -120,7 +120,9 @@ class Session:
         result = run.result
         self.results[experiment.name] = result
         if self.updating_baselines and not result.failures:
-            self.new_baselines[experiment.name] = baselines.entry_for(result, self.spec_file(experiment))
+            self.new_baselines[experiment.name] = baselines.entry_for(
+                result, self.spec_file(experiment), environment.fingerprint()
+            )
         return result
 
     def _export_and_check(
@@ -179,6 +181,7 @@ class Session:
             tolerance=tolerance,
             update_command=f"pytest '{self.command_target(nodeid)}' --update-baselines",
             file=self.shown(self.baseline_path),
+            environment=environment.fingerprint(),
         )
 
     def command_target(self, nodeid: str) -> str:
@@ -244,11 +247,12 @@ class Session:
         ]
 
     def summary_lines(self) -> list[str]:
-        from harness.report import export_lines, no_result_row, rows_for, summary_lines
+        from harness.report import export_lines, interval_lines, no_result_row, rows_for, summary_lines
 
         rows = [row for result, outcome, baseline in self.report_items() for row in rows_for(result, outcome, baseline)]
         rows += [no_result_row(name, outcome) for name, outcome in self.outcomes.items() if name not in self.results]
-        return [*summary_lines(rows), *export_lines(list(self.results.values()))] if rows else []
+        results = list(self.results.values())
+        return [*summary_lines(rows), *interval_lines(results), *export_lines(results)] if rows else []
 
     # ------------------------------------------------------------------ the session's end
 

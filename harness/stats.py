@@ -1,4 +1,5 @@
-"""Statistics of the reported figures: the confidence interval of an accuracy.
+"""Statistics of the reported figures: the confidence interval of an accuracy, and the exact
+paired test and multiplicity correction a regression gate needs (McNemar's, Holm's).
 
 Pure Python (no NumPy, no TensorFlow): the reports, the metrics JSON and the model card use it.
 """
@@ -36,3 +37,67 @@ def accuracy_interval(accuracy: float, n: int) -> list[float]:
     """`wilson_interval` of an accuracy measured on `n` examples, as `[low, high]` rounded to 4 places."""
     low, high = wilson_interval(round(accuracy * n), n)
     return [round(low, 4), round(high, 4)]
+
+
+def binomial_upper_tail(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2), exact (integer arithmetic, any n)."""
+    if n < 0:
+        raise ValueError(f"needs n >= 0. Received: n={n}")
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n
+
+
+def mcnemar_worse(b: int, c: int) -> float:
+    """The exact one-sided McNemar p-value that a run is worse than its baseline, example by example.
+
+    `b` examples the baseline got right and the run gets wrong, `c` the reverse. Under the null
+    hypothesis (no change) each discordant example is equally likely to fall either way, so the
+    p-value is P(X >= b) for X ~ Binomial(b + c, 1/2); 1.0 without discordant examples.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"needs counts b, c >= 0. Received: b={b}, c={c}")
+    return binomial_upper_tail(b, b + c)
+
+
+def holm(p_values: list[float], alpha: float) -> list[bool]:
+    """Holm's step-down rejections of `p_values` at family-wise error rate `alpha`, in input order.
+
+    The smallest p-value is compared with alpha/m, the next with alpha/(m-1), ...; the first
+    that exceeds its level stops the procedure. Lowering any p-value never removes a rejection.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected = [False] * len(p_values)
+    for rank, index in enumerate(order):
+        if p_values[index] > alpha / (len(p_values) - rank):
+            break
+        rejected[index] = True
+    return rejected
+
+
+def per_class(labels: list[int], predicted: list[int], class_names: list[str]) -> dict[str, dict[str, float | int]]:
+    """Precision, recall, F1 and support of every class, by class name, from true and predicted indices.
+
+    A class never predicted has precision 0 (and F1 0), as scikit-learn's `zero_division=0`; a
+    class without examples has recall 0.
+    """
+    counts = {"true": [0] * len(class_names), "predicted": [0] * len(class_names), "hit": [0] * len(class_names)}
+    for truth, guess in zip(labels, predicted, strict=True):
+        counts["true"][truth] += 1
+        counts["predicted"][guess] += 1
+        counts["hit"][truth] += truth == guess
+    shown: dict[str, dict[str, float | int]] = {}
+    for index, name in enumerate(class_names):
+        hit, true, guessed = counts["hit"][index], counts["true"][index], counts["predicted"][index]
+        precision = hit / guessed if guessed else 0.0
+        recall = hit / true if true else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        shown[name] = {"precision": precision, "recall": recall, "f1": f1, "support": true, "predicted": guessed}
+    return shown
+
+
+def macro_f1(classes: dict[str, dict[str, float | int]]) -> float:
+    """The unweighted mean F1 over `classes` (see `per_class`)."""
+    return sum(float(c["f1"]) for c in classes.values()) / len(classes) if classes else 0.0

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from tiny_specs import BLOCK_2_CONV_PARAMS, HEAD_PARAMS, experiment_text, spec_file
 
-from harness import baselines
+from harness import baselines, environment
 from harness.results import ExperimentResult, PhaseResult
 
 BASELINES = "specs/baselines.json"
@@ -111,7 +111,9 @@ def test_update_records_every_experiment_deterministically(spec_pytester: pytest
             "test_accuracy",
             "test_loss",
             "trainable_params",
+            "environment",
         }
+        assert entry["environment"] == environment.fingerprint()  # where it was measured
         assert entry["trainable_params"] == {"feature_extraction": HEAD_PARAMS, "fine_tune": HEAD_PARAMS + unfrozen}
     for entry in entries.values():
         assert (entry["spec"], entry["seed"]) == ("specs/tiny.py", 0)
@@ -324,7 +326,7 @@ def test_update_with_k_rewrites_only_the_selected_entries(spec_pytester: pytest.
     result = spec_pytester.runpytest_inprocess("-k", "alpha", "--update-baselines")
     result.assert_outcomes(passed=1, deselected=1)
     new = (spec_pytester.path / BASELINES).read_text()
-    no_test_split = {"spec", "seed", "val_accuracy", "val_loss", "trainable_params"}
+    no_test_split = {"spec", "seed", "val_accuracy", "val_loss", "trainable_params", "environment"}
     assert set(read_entries(spec_pytester)["alpha"]) == no_test_split
     assert entry_text(new, "beta") == entry_text(old, "beta")
     assert entry_text(new, "alpha") != entry_text(old, "alpha")

@@ -53,8 +53,11 @@ def test_export_dir_exports_the_experiments_that_passed(spec_pytester: pytest.Py
     assert metrics["good"]["export_dir"] == "exports/good"
     assert metrics["good"]["exports"] == document["exports"]
     assert metrics["bad"]["exports"] == [] and metrics["bad"]["export_dir"] is None
+    test_classes = metrics["good"]["class_metrics"]["test"]
+    assert sum(c["support"] for c in test_classes.values()) == 32 == sum(c["predicted"] for c in test_classes.values())
     result.stdout.fnmatch_lines(
         [
+            "95% intervals of good: val * [[]*, *[]] n=32, test * [[]*, *[]] n=32",
             (
                 "exports of good (exports/good): keras * MB max|dp|=* argmax=100.00% acc=*, saved_model *, "
                 "litert *, litert_int8 *"

@@ -14,6 +14,8 @@ import pytest
 
 from harness.report import (
     experiment_dirs,
+    export_lines,
+    interval_lines,
     no_result_row,
     rows_for,
     safe_name,
@@ -24,7 +26,7 @@ from harness.report import (
 )
 from harness.report.plots import confusion_matrix, training_curves
 from harness.report.terminal import format_duration
-from harness.results import Check, ExperimentResult, PhaseResult
+from harness.results import Check, ExperimentResult, ExportResult, PhaseResult
 
 PARAMETRISED = "exp[MobileNetV2-0.001]"
 
@@ -239,6 +241,38 @@ def test_index_facts_show_a_parametrised_experiments_params(tmp_path, results):
     assert "<dt>params</dt><dd>model=&#x27;MobileNetV2&#x27;, learning_rate=0.001</dd>" in (
         tmp_path / "index.html"
     ).read_text(encoding="utf-8")
+
+
+def test_index_shows_each_export_with_its_size_and_agreement(tmp_path, results):
+    exported = dataclasses.replace(
+        results[0],
+        export_dir="exports/exp",
+        exports=[
+            ExportResult("litert", "model_float32.tflite", 13_466_684, "test", 525, 7.27e-6, 1.0, 0.857),
+            ExportResult("litert_int8", "model_int8.tflite", 3_981_000, "test", 525, 0.604, 0.98286, 0.863),
+        ],
+    )
+    write_index([(exported, "passed"), (results[1], "failed")], tmp_path)
+    markdown = (tmp_path / "index.md").read_text(encoding="utf-8")
+    assert "- exported to: exports/exp" in markdown
+    assert "| litert | model_float32.tflite | 13.47 MB | 7.3e-06 | 100.00% | 0.857 | 525 test |" in markdown
+    assert "| litert_int8 | model_int8.tflite | 3.98 MB | 6.0e-01 | 98.29% | 0.863 | 525 test |" in markdown
+    assert markdown.count("### Exports") == 1  # the other experiment was not exported
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "<h3>Exports</h3>" in html and "<td class=num>3.98 MB</td>" in html
+    (line,) = export_lines([exported, results[1]])
+    assert line == (
+        f"exports of {exported.name} (exports/exp): litert 13.47 MB max|dp|=7.3e-06 argmax=100.00% acc=0.857, "
+        "litert_int8 3.98 MB max|dp|=6.0e-01 argmax=98.29% acc=0.863"
+    )
+
+
+def test_interval_lines_give_each_final_accuracy_its_wilson_interval_and_n(results):
+    result = dataclasses.replace(results[0], split_sizes={"train": 1705, "validation": 394, "test": 525})
+    result.phases = [dataclasses.replace(result.final, val_accuracy=349 / 394, test_accuracy=450 / 525)]
+    assert interval_lines([result]) == [
+        f"95% intervals of {result.name}: val 0.886 [0.851, 0.914] n=394, test 0.857 [0.825, 0.884] n=525"
+    ]
 
 
 def test_confusion_matrix_names_the_split(tmp_path, monkeypatch):

@@ -3,18 +3,17 @@
 The model card holds what a user needs to deploy and trust the model: the experiment and where
 its spec is, the data set and classes, the backbone, the phases, the final metrics with their
 95% intervals, every check and the baseline verdict, the input each file takes, every exported
-file with its size and measured agreement, the seed and the versions that produced it.
+file with its size and measured agreement, the seed and the environment that produced it
+(`harness.environment.fingerprint`: versions, CPU, device).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
-from importlib import metadata
 from typing import Any
 
-from harness import __version__, spec
+from harness import environment, spec
 from harness.results import ExperimentResult
 
 CARD_VERSION = 1
@@ -74,11 +73,7 @@ def model_card(
         "exports": [dataclasses.asdict(e) for e in result.exports],
         "seed": result.seed,
         "params": result.params,
-        "versions": {
-            "harness": __version__,
-            "python": platform.python_version(),
-            **{package: _version(package) for package in ("tensorflow", "keras", "ai-edge-litert", "numpy")},
-        },
+        "environment": environment.fingerprint(),
     }
 
 
@@ -88,10 +83,3 @@ def baseline_verdict(result: ExperimentResult) -> str:
     if not gated:
         return "no baseline"
     return "passed" if all(c.passed for c in gated) else "failed"
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None

@@ -11,13 +11,21 @@ imports neither matplotlib nor TensorFlow: the functions that need them import t
 from harness.report.index import experiment_dirs, safe_name, write_index, write_report
 from harness.report.plots import confusion_matrix, training_curves
 from harness.report.tensorboard import write_tensorboard
-from harness.report.terminal import SummaryRow, export_lines, no_result_row, rows_for, summary_lines
+from harness.report.terminal import (
+    SummaryRow,
+    export_lines,
+    interval_lines,
+    no_result_row,
+    rows_for,
+    summary_lines,
+)
 
 __all__ = [
     "SummaryRow",
     "confusion_matrix",
     "experiment_dirs",
     "export_lines",
+    "interval_lines",
     "no_result_row",
     "rows_for",
     "safe_name",

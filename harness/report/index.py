@@ -19,15 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.paths import atomic_write_text
-from harness.report.tables import (
-    EXPORT_NUMERIC,
-    PHASE_NUMERIC,
-    export_table,
-    markdown_escape,
-    markdown_table,
-    phase_table,
-)
-from harness.report.terminal import COLUMNS, SummaryRow, cells, format_duration, rows_for
+from harness.report.tables import markdown_escape, markdown_table, section_tables
+from harness.report.terminal import COLUMNS, SummaryRow, cells, format_duration, interval_text, rows_for
 from harness.results import Check, ExperimentResult
 
 CURVES_FILE = "curves.png"
@@ -186,6 +179,7 @@ class _Entry:
             *params,
             ("splits", splits or "-"),
             (f"classes ({r.num_classes})", classes),
+            *([("final accuracy (95% interval)", interval_text(r))] if r.phases else []),
             ("seed", str(r.seed)),
             ("wall time", format_duration(r.wall_time_s)),
             *([("exported to", r.export_dir)] if r.export_dir else []),
@@ -297,7 +291,7 @@ def _html_section(entry: _Entry) -> list[str]:
         f'<h2>{e(result.name)} <span class="badge {e(entry.outcome.lower())}">{e(entry.outcome)}</span></h2>',
         '<dl class="facts">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in entry.facts()) + "</dl>",
     ]
-    for title, (header, rows), numeric in _tables(result):
+    for title, (header, rows), numeric in section_tables(result):
         out.append(f"<h3>{title}</h3>")
         out.append(_html_table(header, rows, numeric))
     out.append(f"<h3>Checks ({_check_counts(result.checks)})</h3>")
@@ -349,7 +343,7 @@ def _markdown(entries: list[_Entry], root: Path) -> str:
         result = entry.result
         out += ["", f"## {markdown_escape(result.name)}: {entry.outcome}", ""]
         out += [f"- {k}: {markdown_escape(v)}" for k, v in entry.facts()]
-        for title, (header, rows), numeric in _tables(result):
+        for title, (header, rows), numeric in section_tables(result):
             out += ["", f"### {title}", "", *markdown_table(header, rows, numeric=numeric)]
         out += ["", f"### Checks ({_check_counts(result.checks)})", ""]
         if not result.checks:
@@ -378,17 +372,6 @@ def _md_code(text: str) -> str:
 
 
 # -------------------------------------------------------------------------------------- shared
-
-
-_Table = tuple[str, tuple[Sequence[str], list[list[str]]], frozenset[int]]  # title, (header, rows), numeric columns
-
-
-def _tables(result: ExperimentResult) -> list[_Table]:
-    """The phase table and, where the experiment was exported, the exports table."""
-    tables: list[_Table] = [("Phases", phase_table(result), PHASE_NUMERIC)] if result.phases else []
-    if result.exports:
-        tables.append(("Exports", export_table(result), EXPORT_NUMERIC))
-    return tables
 
 
 def _check_counts(checks: list[Check]) -> str:

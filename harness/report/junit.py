@@ -17,9 +17,12 @@ def properties(result: ExperimentResult) -> Iterator[tuple[str, Any]]:
     for name, value in result.params.items():
         yield f"params.{name}", value
     for phase in result.phases:
+        intervals = result.intervals(phase)
         yield f"{phase.name}.val_accuracy", round(phase.val_accuracy, 4)
+        yield f"{phase.name}.val_accuracy_ci", str(intervals["val_accuracy_ci"])
         if phase.test_accuracy is not None:
             yield f"{phase.name}.test_accuracy", round(phase.test_accuracy, 4)
+            yield f"{phase.name}.test_accuracy_ci", str(intervals["test_accuracy_ci"])
         yield f"{phase.name}.trainable_params", phase.trainable_params
         yield f"{phase.name}.wall_time_s", round(phase.wall_time_s, 1)
         yield f"{phase.name}.training_path", phase.training_path

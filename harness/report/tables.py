@@ -75,3 +75,14 @@ def markdown_table(
 
 def markdown_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+Table = tuple[str, tuple[Sequence[str], list[list[str]]], frozenset[int]]  # title, (header, rows), numeric columns
+
+
+def section_tables(result: ExperimentResult) -> list[Table]:
+    """The tables of an experiment's section of the index: its phases and, where it was exported, its exports."""
+    tables: list[Table] = [("Phases", phase_table(result), PHASE_NUMERIC)] if result.phases else []
+    if result.exports:
+        tables.append(("Exports", export_table(result), EXPORT_NUMERIC))
+    return tables

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.results import ExperimentResult, ExportResult
+from harness.stats import wilson_interval
 
 MISSING = "-"
 
@@ -185,3 +186,19 @@ def export_lines(results: Sequence[ExperimentResult]) -> list[str]:
 def export_cells(export: ExportResult) -> list[str]:
     """Size, largest probability difference and argmax agreement of one export, as shown."""
     return [f"{export.size_bytes / 1e6:.2f} MB", f"{export.max_abs_diff:.1e}", f"{export.argmax_agreement:.2%}"]
+
+
+def interval_text(result: ExperimentResult) -> str:
+    """The final accuracies with their 95% Wilson intervals and n: "val 0.886 [0.851, 0.914] n=394, test ..."."""
+    final, shown = result.final, []
+    for label, split, value in (("val", "validation", final.val_accuracy), ("test", "test", final.test_accuracy)):
+        if value is not None:
+            n = result.split_sizes[split]
+            low, high = wilson_interval(round(value * n), n)
+            shown.append(f"{label} {value:.3f} [{low:.3f}, {high:.3f}] n={n}")
+    return ", ".join(shown)
+
+
+def interval_lines(results: Sequence[ExperimentResult]) -> list[str]:
+    """One line per experiment with phases: its final accuracies' 95% intervals."""
+    return [f"95% intervals of {r.name}: {interval_text(r)}" for r in results if r.phases]

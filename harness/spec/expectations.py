@@ -55,6 +55,24 @@ class ExportMatches:
     max_abs_diff: float
 
 
+@dataclass(frozen=True)
+class ClassFloor:
+    """One class's recall or precision on a split, after the last phase, is at least `floor`."""
+
+    metric: str  # "recall" or "precision"
+    class_name: str | int  # a class name as the data set names it, or its index
+    floor: float
+    split: str = "test"
+
+
+@dataclass(frozen=True)
+class MacroF1Floor:
+    """The unweighted mean of the classes' F1 scores on a split, after the last phase, is at least `floor`."""
+
+    floor: float
+    split: str = "test"
+
+
 Expectation = (
     FrozenWeightsUnchanged
     | TrainableWeightsChanged
@@ -63,6 +81,8 @@ Expectation = (
     | LossDecreases
     | Beats
     | ExportMatches
+    | ClassFloor
+    | MacroF1Floor
 )
 EXPECTATIONS = (
     FrozenWeightsUnchanged,
@@ -72,14 +92,28 @@ EXPECTATIONS = (
     LossDecreases,
     Beats,
     ExportMatches,
+    ClassFloor,
+    MacroF1Floor,
 )
 
 
-def reads_test_accuracy(expectation: Expectation) -> bool:
-    """Whether `expectation` reads test accuracy: a test floor, or `beats` on test accuracy."""
-    if isinstance(expectation, MinAccuracy):
+def reads_test_split(expectation: Expectation) -> bool:
+    """Whether `expectation` reads the test split: a test floor (of accuracy, a class, macro F1),
+    or `beats` on test accuracy."""
+    if isinstance(expectation, (MinAccuracy, ClassFloor, MacroF1Floor)):
         return expectation.split == "test"
     return isinstance(expectation, Beats) and expectation.metric == "test_accuracy"
+
+
+def field_name(expectation: Expectation) -> str:
+    """The name a spec writes `expectation` by: `min_test_accuracy`, `min_recall`, `beats`, ..."""
+    if isinstance(expectation, MinAccuracy):
+        return "min_val_accuracy" if expectation.split == "validation" else "min_test_accuracy"
+    if isinstance(expectation, ClassFloor):
+        return f"min_{expectation.metric}"
+    if isinstance(expectation, MacroF1Floor):
+        return "min_macro_f1"
+    return {Beats: "beats", ExportMatches: "export_matches"}.get(type(expectation), type(expectation).__name__)
 
 
 def exported_formats(expectations: tuple[Expectation, ...]) -> tuple[str, ...]:
@@ -204,3 +238,57 @@ def export_matches(format: str = "litert", *, max_abs_diff: float = 1e-4) -> Exp
         max_abs_diff,
     )
     return ExportMatches(format, float(max_abs_diff))
+
+
+def _split(split: object, field: str) -> str:
+    _check(split in ("validation", "test"), field, "must be 'validation' or 'test'", split)
+    return split  # type: ignore[return-value]
+
+
+def _class_floor(metric: str, class_name: object, floor: float, split: object) -> ClassFloor:
+    field = f"min_{metric}"
+    _check(
+        (isinstance(class_name, str) and class_name != "")
+        or (isinstance(class_name, int) and _is_int(class_name) and class_name >= 0),
+        f"{field}.class_name",
+        "must be a class name as the data set names it (a string) or a class index (an int >= 0)",
+        class_name,
+    )
+    assert isinstance(class_name, (str, int))
+    return ClassFloor(metric, class_name, _fraction(floor, f"{field}.floor"), _split(split, f"{field}.split"))
+
+
+def min_recall(class_name: str | int, floor: float, *, split: str = "test") -> ClassFloor:
+    """Recall of one class after the last phase must be at least `floor`: of the examples of that
+    class, the fraction predicted as it (e.g. `min_recall("defective", 0.8)`).
+
+    Args:
+        class_name: The class, by the name the data set gives it (in the reports' class names) or
+            by its index.
+        floor: The lowest accepted recall, in [0, 1].
+        split: "test" (the default; the data set needs a test split) or "validation".
+    """
+    return _class_floor("recall", class_name, floor, split)
+
+
+def min_precision(class_name: str | int, floor: float, *, split: str = "test") -> ClassFloor:
+    """Precision of one class after the last phase must be at least `floor`: of the examples
+    predicted as that class, the fraction that are of it (0 when none is predicted as it).
+
+    Args:
+        class_name: The class, by name or index (see `min_recall`).
+        floor: The lowest accepted precision, in [0, 1].
+        split: "test" (the default; the data set needs a test split) or "validation".
+    """
+    return _class_floor("precision", class_name, floor, split)
+
+
+def min_macro_f1(floor: float, *, split: str = "test") -> MacroF1Floor:
+    """The macro-averaged F1 score after the last phase must be at least `floor`: the unweighted
+    mean over every class of 2PR/(P+R), so a class the model never predicts counts as 0.
+
+    Args:
+        floor: The lowest accepted macro F1, in [0, 1].
+        split: "test" (the default; the data set needs a test split) or "validation".
+    """
+    return MacroF1Floor(_fraction(floor, "min_macro_f1.floor"), _split(split, "min_macro_f1.split"))

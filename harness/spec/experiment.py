@@ -17,7 +17,8 @@ from harness.spec.expectations import (
     Expectation,
     MinAccuracy,
     TrainableParams,
-    reads_test_accuracy,
+    field_name,
+    reads_test_split,
 )
 from harness.spec.phases import Phase
 from harness.spec.registry import _caller_location, _register
@@ -58,7 +59,7 @@ class Experiment:
     @property
     def needs_test_split(self) -> bool:
         """Whether an expectation reads test accuracy."""
-        return any(reads_test_accuracy(e) for e in self.expect)
+        return any(reads_test_split(e) for e in self.expect)
 
     def with_params(self, suffix: str, params: Mapping[str, Any]) -> Experiment:
         return dataclasses.replace(self, name=f"{self.name}[{suffix}]", params=tuple(params.items()))
@@ -212,8 +213,10 @@ def _check_expectations(name: str, dataset: Dataset, phases: list[str], expect: 
             )
         if isinstance(e, Beats):
             _check(e.other != name, "beats.other", "must name another experiment, not this one", e.other)
-        if reads_test_accuracy(e) and has_test_split(dataset) is False:
-            field = "min_test_accuracy" if isinstance(e, MinAccuracy) else "beats.metric"
+        if reads_test_split(e) and has_test_split(dataset) is False:
+            field = {"min_test_accuracy": "min_test_accuracy", "beats": "beats.metric"}.get(
+                field_name(e), f"{field_name(e)}.split"
+            )
             raise SpecError(
                 field,
                 "needs a data set with a test split",
