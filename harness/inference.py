@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from harness.backbones.errors import first_line
 from harness.spec import FROZEN_RUNTIMES
 
 
@@ -121,7 +122,5 @@ def _interpreter(model: keras.Model) -> Interpreted:
     try:
         flat = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(function)]).convert()
     except Exception as error:  # noqa: BLE001 - the converter raises ConverterError, and others for odd graphs
-        raise _NotConvertible(
-            f"conversion failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
-        ) from None
+        raise _NotConvertible(f"conversion failed: {first_line(error)}") from None
     return Interpreted(model_content=flat)

@@ -52,14 +52,18 @@ class StagingFolder:
     def used(self) -> bool:
         return self._path is not None
 
+    def complete(self) -> list[Path]:
+        """The staged entries that are whole: not still being written (`PARTIAL`), not an old one set aside."""
+        if self._path is None:
+            return []
+        return [p for p in sorted(self._path.iterdir()) if not p.name.endswith(PARTIAL) and not p.name.startswith(".")]
+
     def publish(self) -> list[Path]:
         """Moves every complete entry into `root` (folders replace folders whole); returns the targets."""
         if self._path is None:
             return []
         published = []
-        for staged in sorted(self._path.iterdir()):
-            if staged.name.endswith(PARTIAL) or staged.name.startswith(".old-"):
-                continue
+        for staged in self.complete():
             target = self.root / staged.name
             if staged.is_dir() and target.is_dir():  # the old folder steps aside whole, then the new one takes its name
                 target.rename(self._path / f".old-{staged.name}")

@@ -222,12 +222,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
     if state is None:
         return
-    outputs = Outputs()
-    if state.export_dir is not None:
-        outputs.folder(state.export_dir.staging)  # staged while the experiments ran
     if exitstatus == pytest.ExitCode.INTERRUPTED:
-        outputs.discard()  # an interrupted run leaves no partial baseline, metrics, report or export behind
+        state.discard_exports()  # an interrupted run leaves no partial baseline, metrics, report or export behind
         return
+    outputs = Outputs()
     try:
         notes = state.stage_outputs(outputs)
         if outputs.commit():
@@ -236,6 +234,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # A writer's error (OSError from a full disk, TensorBoard's own) ends no session in a traceback.
     except (KeyboardInterrupt, Exception) as error:  # noqa: BLE001
         outputs.discard()
+        state.discard_exports()  # also when the error came before `stage_outputs` took them in
         interrupted = isinstance(error, KeyboardInterrupt)
         session.exitstatus = pytest.ExitCode.INTERRUPTED if interrupted else pytest.ExitCode.TESTS_FAILED
         why = "interrupted" if interrupted else f"could not write them ({type(error).__name__}: {error})"

@@ -15,7 +15,6 @@ relative to. TensorFlow is imported only when the first experiment runs.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import tempfile
 import time
@@ -155,14 +154,9 @@ class Session:
             if kept:
                 if not needed:
                     result.exports = measure.export(run, spec.EXPORT_FORMATS, folder)
-                (folder / "labels.txt").write_text(card.labels_text(result.class_names), encoding="utf-8")
-                document = card.model_card(
-                    experiment,
-                    result,
-                    spec_file=self.spec_file(experiment),
-                    recording_baselines=self.updating_baselines,
+                card.write(
+                    folder, experiment, result, spec_file=self.spec_file(experiment), recording=self.updating_baselines
                 )
-                (folder / "model_card.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         if not kept:
             exports.discard(experiment.name)
 
@@ -171,6 +165,11 @@ class Session:
         """`--export-dir`, where exports are staged and then published; None without it."""
         option = self.config.getoption("export_dir")
         return None if option is None else ExportDir(Path(option).expanduser())
+
+    def discard_exports(self) -> None:
+        """Removes the exports staged this session (it was interrupted, or its outputs were not written)."""
+        if self.export_dir is not None:
+            self.export_dir.staging.close()
 
     def _gate(self, experiment: spec.Experiment, nodeid: str) -> baselines.Gate | None:
         """The regression gate of `experiment`; None while baselines are being recorded."""

@@ -217,8 +217,14 @@ def weights_expected(model_name: str, layers: Shapes) -> str:
     return f"the weights of '{model_name}' ({len(layers)} weighted layers, {tensors} tensors)"
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of `error`'s message, or its type's name when it has none: what a one-line report shows."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _found(path: Path, expected: Shapes, error: Exception) -> str:
-    keras_says = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    keras_says = first_line(error)
     try:
         held = _file_layers(path)
     except Exception:  # noqa: BLE001 - the file is not readable as HDF5 after all: Keras said why

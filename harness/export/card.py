@@ -10,13 +10,24 @@ file with its size and measured agreement, the seed and the environment that pro
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from harness import environment, spec
 from harness.results import ExperimentResult
 
 CARD_VERSION = 1
+
+
+def write(
+    folder: Path, experiment: spec.Experiment, result: ExperimentResult, *, spec_file: str, recording: bool
+) -> None:
+    """Writes `labels.txt` and `model_card.json` of `result` into its export folder."""
+    (folder / "labels.txt").write_text(labels_text(result.class_names), encoding="utf-8")
+    document = model_card(experiment, result, spec_file=spec_file, recording_baselines=recording)
+    (folder / "model_card.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def labels_text(class_names: list[str]) -> str:

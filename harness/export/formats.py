@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from harness.backbones.errors import first_line
 from harness.export import ExportError
 from harness.model import Built
 
@@ -94,7 +95,7 @@ def write(format: str, model: keras.Model, folder: Path, representative: Callabl
     except ExportError:
         raise
     except Exception as error:  # noqa: BLE001 - converters raise many types; each is one plain failure
-        raise ExportError(format, _first_line(error)) from None
+        raise ExportError(format, first_line(error)) from None
     return path
 
 
@@ -133,7 +134,7 @@ def read(format: str, path: Path) -> Predict:
 
         return Interpreted(model_path=str(path))
     except Exception as error:  # noqa: BLE001 - a file that does not load is one plain failure
-        raise ExportError(format, f"{path.name} does not load back: {_first_line(error)}") from None
+        raise ExportError(format, f"{path.name} does not load back: {first_line(error)}") from None
 
 
 def size_bytes(path: Path) -> int:
@@ -141,8 +142,3 @@ def size_bytes(path: Path) -> int:
     if path.is_dir():
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return path.stat().st_size
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -56,10 +56,4 @@ class ExportDir:
 
     def staged(self) -> dict[str, Path]:
         """The complete staged exports: folder name -> where publishing puts it."""
-        if not self.staging.used:
-            return {}
-        return {
-            entry.name: self.root / entry.name
-            for entry in sorted(self.staging.path.iterdir())
-            if entry.is_dir() and not entry.name.endswith(PARTIAL) and not entry.name.startswith(".")
-        }
+        return {entry.name: self.root / entry.name for entry in self.staging.complete()}
