@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import environment
+from harness import environment, stats
+from harness import gate as paired
 from harness.paths import atomic_write_text
 from harness.results import Check, ExperimentResult
 
@@ -33,10 +34,18 @@ class Gate:
     update_command: str
     file: str  # the baseline file, as messages name it (relative to the invocation folder, or absolute)
     environment: Mapping[str, str] | None = None  # this run's `harness.environment.fingerprint()`
+    min_effect: float = paired.DEFAULT_MIN_EFFECT  # a significant drop fails when it is larger
+    family: paired.Family | None = None  # the session's paired comparisons, Holm-corrected together
 
 
-def entry_for(result: ExperimentResult, spec_file: str, environment: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """What is recorded for one experiment (with the environment it was measured in, when given)."""
+def entry_for(
+    result: ExperimentResult,
+    spec_file: str,
+    environment: Mapping[str, str] | None = None,
+    observed: Mapping[str, paired.Observed] | None = None,
+) -> dict[str, Any]:
+    """What is recorded for one experiment: its final metrics, with the environment it was
+    measured in and every gated split's predictions (`harness.gate.record`) when given."""
     final = result.final
     entry: dict[str, Any] = {
         "spec": spec_file,
@@ -50,6 +59,11 @@ def entry_for(result: ExperimentResult, spec_file: str, environment: Mapping[str
         entry["test_loss"] = None if final.test_loss is None else round(final.test_loss, 4)
     if environment is not None:
         entry["environment"] = dict(environment)
+    if observed:
+        entry["predictions"] = {
+            split: paired.record(split_seen.predicted, result.num_classes, split_seen.examples)
+            for split, split_seen in sorted(observed.items())
+        }
     return entry
 
 
@@ -110,6 +124,10 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "val_loss": (lambda v: v is None or (_is_number(v) and v >= 0), "a non-negative number or null"),
     "test_loss": (lambda v: v is None or (_is_number(v) and v >= 0), "a non-negative number or null"),
     "environment": (lambda v: isinstance(v, dict), "an object (the environment it was recorded in)"),
+    "predictions": (
+        lambda v: paired.record_problem(v) is None,
+        "per-split predictions as --update-baselines records them",
+    ),
     "trainable_params": (
         lambda v: isinstance(v, dict) and all(_is_count(c) for c in v.values()),
         "an object of phase name -> non-negative integer",
@@ -137,35 +155,37 @@ def save(path: Path, entries: Mapping[str, Any]) -> None:
     atomic_write_text(path, file_text(entries))
 
 
-def compare(result: ExperimentResult, baseline: Mapping[str, Any], gate: Gate) -> list[Check]:
-    """Gate checks of `result` against its baseline: accuracy drops and parameter counts."""
+def compare(
+    result: ExperimentResult,
+    baseline: Mapping[str, Any],
+    gate: Gate,
+    observed: Mapping[str, paired.Observed] | None = None,
+) -> tuple[list[Check], list[paired.Comparison]]:
+    """Gate checks of `result` against its baseline (accuracies and parameter counts), and the
+    accuracy comparisons they come from (`harness.gate`): paired where the baseline recorded
+    predictions of the examples `observed` in this run, which `gate.family` then corrects."""
     checks: list[Check] = []
     remedy = f"To accept the new values into {gate.file}, run: {gate.update_command}"
     moved = environment.differences(baseline.get("environment"), dict(gate.environment or {}))
     if moved:  # round-off differs across machines: say so wherever a drop is shown
         remedy = f"The baseline was recorded in another environment ({'; '.join(moved)}). {remedy}"
-    final = result.final
-    for metric in METRICS:
-        recorded = baseline.get(metric)
-        obtained = getattr(final, metric)
-        if recorded is None or obtained is None:
-            continue
-        # Rounded as `entry_for` records it: an unchanged result (27/32 = 0.84375, recorded as
-        # 0.8438) must not count as a drop, which `--tolerance 0` would fail.
-        obtained = round(obtained, 4)
-        drop = recorded - obtained
-        checks.append(
-            Check(
-                name=f"baseline_{metric}",
-                phase=None,
-                passed=drop <= gate.tolerance + 1e-12,
-                expected=f"at most {gate.tolerance:.4f} below the baseline {recorded:.4f}",
-                obtained=f"{obtained:.4f} (drop {drop:+.4f})"
-                if drop > 0
-                else f"{obtained:.4f} (improved by {-drop:.4f})",
-                details=[] if drop <= gate.tolerance + 1e-12 else [remedy],
-            )
+    comparisons = [
+        paired.compare(
+            result.name,
+            metric,
+            dict(baseline),
+            (observed or {}).get(paired.SPLIT_OF[metric]),
+            getattr(result.final, metric),
+            result.split_sizes[paired.SPLIT_OF[metric]],
+            tolerance=gate.tolerance,
+            min_effect=gate.min_effect,
         )
+        for metric in METRICS
+        if baseline.get(metric) is not None and getattr(result.final, metric) is not None
+    ]
+    if gate.family is not None:
+        gate.family.add(comparisons)
+    checks += [_accuracy_check(comparison, remedy) for comparison in comparisons]
     recorded_params = baseline.get("trainable_params", {})
     obtained_params = {p.name: p.trainable_params for p in result.phases}
     if recorded_params != obtained_params:
@@ -184,7 +204,36 @@ def compare(result: ExperimentResult, baseline: Mapping[str, Any], gate: Gate) -
                 details=[*changed, remedy],
             )
         )
-    return checks
+    return checks, comparisons
+
+
+def _accuracy_check(comparison: paired.Comparison, remedy: str) -> Check:
+    """The check of one accuracy comparison, its message showing the figures behind the verdict."""
+    c = comparison
+    baseline, obtained = (f"{v:.4f} {_interval(v, c.n)}" for v in (c.baseline, c.obtained))
+    if c.paired:
+        expected = (
+            f"not significantly below the baseline {baseline} (McNemar, Holm's alpha {c.alpha:.4g}) by more than "
+            f"{c.min_effect:.4f}, nor more than {c.tolerance:.4f} below it"
+        )
+        evidence = f"b={c.b} right before and wrong now, c={c.c} the reverse, p={c.p_value:.4g}"
+    else:
+        expected = f"at most {c.tolerance:.4f} below the baseline {baseline}"
+        evidence = f"not paired: {c.note}"
+    change = f"drop {c.drop:+.4f}" if c.drop > 0 else f"improved by {-c.drop:.4f}"
+    return Check(
+        name=f"baseline_{c.metric}",
+        phase=None,
+        passed=c.verdict == "pass",
+        expected=expected,
+        obtained=f"{obtained} n={c.n} ({change}; {evidence})",
+        details=[] if c.verdict == "pass" else [f"verdict: fail, {c.reason}", remedy],
+    )
+
+
+def _interval(accuracy: float, n: int) -> str:
+    low, high = stats.accuracy_interval(accuracy, n)
+    return f"[{low:.4f}, {high:.4f}]"
 
 
 def updated(

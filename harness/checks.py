@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from harness import baselines, invariants, spec
+from harness.gate import Observed
 from harness.results import Check, ExperimentResult, Run
 
 Entry = Mapping[str, Any]  # a baseline entry, or another experiment's final metrics
@@ -130,6 +131,7 @@ def evaluate(
     results: Mapping[str, ExperimentResult],
     recorded: Mapping[str, Entry],
     gate: baselines.Gate | None,
+    observed: Mapping[str, Observed] | None = None,
 ) -> list[Check]:
     """Evaluates every check of `run` and stores them in `run.result.checks`; returns them.
 
@@ -140,6 +142,8 @@ def evaluate(
         recorded: The baseline file's entries, by experiment name.
         gate: The regression gate's tolerance, file and remedy; None turns the gate off
             (`--update-baselines`).
+        observed: Per split, this run's predictions and the identity of its examples, which a
+            baseline with predictions is compared with example by example.
     """
     result = run.result
     inputs = Inputs(run=run, results=results, baselines=recorded)
@@ -157,19 +161,24 @@ def evaluate(
             )
         checks += check(expectation, inputs)
     if gate is not None:
-        checks += _baseline_gate(result, recorded.get(experiment.name), gate)
+        checks += _baseline_gate(result, recorded.get(experiment.name), gate, observed)
     result.checks = checks
     return checks
 
 
-def _baseline_gate(result: ExperimentResult, baseline: Entry | None, gate: baselines.Gate) -> list[Check]:
+def _baseline_gate(
+    result: ExperimentResult, baseline: Entry | None, gate: baselines.Gate, observed: Mapping[str, Observed] | None
+) -> list[Check]:
     if baseline is None:
-        warnings.warn(
-            pytest.PytestWarning(
-                f"{result.name}: no baseline recorded in {gate.file}; the regression gate is off for it. "
-                f"Record one with: {gate.update_command}"
-            ),
-            stacklevel=2,
-        )
+        _warn(f"{result.name}: no baseline recorded in {gate.file}; the regression gate is off for it. ", gate)
         return []
-    return baselines.compare(result, baseline, gate)
+    found, comparisons = baselines.compare(result, baseline, gate, observed)
+    unpaired = sorted({c.note for c in comparisons if c.note})
+    if unpaired:
+        _warn(f"{result.name}: the gate compares by the tolerance only: {'; '.join(unpaired)}. ", gate, paired=True)
+    return found
+
+
+def _warn(message: str, gate: baselines.Gate, *, paired: bool = False) -> None:
+    what = "a baseline with predictions, so that the gate is paired," if paired else "one"
+    warnings.warn(pytest.PytestWarning(f"{message}Record {what} with: {gate.update_command}"), stacklevel=3)

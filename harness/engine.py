@@ -93,6 +93,12 @@ def run(experiment: spec.Experiment, options: RunOptions) -> Run:
         split: stats.per_class(p.labels.tolist(), p.predicted.tolist(), names)
         for split, p in runner.predictions.items()
     }
+    result.slice_feature = data.slice_feature
+    result.slice_metrics = {
+        split: stats.per_slice(p.labels.tolist(), p.predicted.tolist(), data.slices[split])
+        for split, p in runner.predictions.items()
+        if split in data.slices
+    }
     return Run(
         result=result, weight_changes=runner.weight_changes, predictions=runner.predictions, model=built, data=data
     )

@@ -73,11 +73,39 @@ def min_accuracy(result: ExperimentResult, expectation: spec.MinAccuracy) -> Che
     value = phase.val_accuracy if expectation.split == "validation" else phase.test_accuracy
     name = "min_val_accuracy" if expectation.split == "validation" else "min_test_accuracy"
     expected = f">= {expectation.floor:.4f}"
+    if expectation.slice is not None:
+        return _slice_accuracy(result, expectation, name, expected)
     if expectation.runtime is not None:
         return _export_accuracy(result, expectation, f"{name}[{expectation.runtime}]", expected)
     if value is None:
         return Check(name, phase.name, False, expected, "no test split")
     return Check(name, phase.name, value >= expectation.floor, expected, f"{value:.4f}")
+
+
+def _slice_accuracy(result: ExperimentResult, expectation: spec.MinAccuracy, name: str, expected: str) -> Check:
+    """The accuracy of one slice of the split (`result.slice_metrics`), after the last phase."""
+    feature, wanted = result.slice_feature or "slice", str(expectation.slice)
+    title = f"{name}[{feature}={wanted}]"
+    if result.slice_feature is None:
+        return Check(title, None, False, expected, "the data set declares no slices")
+    slices = result.slice_metrics.get(expectation.split)
+    if slices is None:
+        return Check(title, None, False, expected, f"no {expectation.split} split was sliced")
+    if wanted not in slices:
+        found = ", ".join(map(repr, slices)) or "none"
+        return Check(
+            title, None, False, expected, f"no {feature} {wanted!r} in the {expectation.split} split; found {found}"
+        )
+    figures = slices[wanted]
+    low, high = figures["accuracy_ci"]
+    return Check(
+        title,
+        None,
+        figures["accuracy"] >= expectation.floor,
+        expected,
+        f"{figures['accuracy']:.4f} (n={figures['n']})",
+        details=[f"{figures['correct']} of {figures['n']} correct, 95% interval [{low:.4f}, {high:.4f}]"],
+    )
 
 
 def _export_accuracy(result: ExperimentResult, expectation: spec.MinAccuracy, name: str, expected: str) -> Check:

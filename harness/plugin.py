@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.gate import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT
 from harness.paths import ENV_CACHE_DIR
 from harness.spec.validators import MAX_SEED
 from harness.spec.vocabulary import FROZEN_RUNTIMES
@@ -86,6 +87,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"Largest accepted accuracy drop against a baseline when the spec sets none (default {DEFAULT_TOLERANCE})",
     )
     group.addoption(
+        "--gate-alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        metavar="ALPHA",
+        help="False-alarm rate of the paired gate across the session's comparisons, Holm-corrected "
+        f"(default {DEFAULT_ALPHA})",
+    )
+    group.addoption(
+        "--min-effect",
+        type=float,
+        default=DEFAULT_MIN_EFFECT,
+        metavar="DROP",
+        help="Smallest accuracy drop a significantly worse run must show to fail the paired gate "
+        f"(default {DEFAULT_MIN_EFFECT})",
+    )
+    group.addoption(
         "--report-dir",
         metavar="DIR",
         default=None,
@@ -118,6 +135,10 @@ def pytest_configure(config: pytest.Config) -> None:
     tolerance = config.getoption("tolerance")
     if not 0 <= tolerance <= 1:
         raise pytest.UsageError(f"--tolerance must be an accuracy drop in [0, 1], such as 0.02. Received: {tolerance}")
+    for option, name, example in (("min_effect", "--min-effect", "0.01"), ("gate_alpha", "--gate-alpha", "0.05")):
+        value = config.getoption(option)
+        if not 0 <= value <= 1:
+            raise pytest.UsageError(f"{name} must be a number in [0, 1], such as {example}. Received: {value}")
     seed = config.getoption("harness_seed")
     if seed is not None and not 0 <= seed < MAX_SEED:
         raise pytest.UsageError(f"--seed must be an integer in [0, 2**32) (NumPy's seed range). Received: {seed}")
@@ -181,6 +202,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     order_by_beats(config, items)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The experiments selected to run (after -k and -m): the paired gate plans its Holm family from them.
+    from harness.collect import ExperimentItem
+    from harness.session import Session
+
+    Session.of(session.config).selected = [i.experiment.name for i in session.items if isinstance(i, ExperimentItem)]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     # pytest stops at any collection error; a broken spec file is reported as one, but the
@@ -225,6 +254,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         state.discard_exports()  # an interrupted run leaves no partial baseline, metrics, report or export behind
         return
+    state.finish_gate()
+    if state.late_failures:  # rejected once every p-value was known: the gate fails the session
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     outputs = Outputs()
     try:
         notes = state.stage_outputs(outputs)

@@ -105,6 +105,11 @@ class ExperimentResult:
     # Per split ("validation", "test"), per class name: precision, recall, f1, support, predicted
     # (after the last phase; `harness.stats.per_class`).
     class_metrics: dict[str, dict[str, dict[str, float | int]]] = field(default_factory=dict)
+    # The feature that slices the held-out accuracies (`tfds_dataset(slices=...)`; "slice" for arrays), else None,
+    # and per split ("validation", "test"), per slice value: accuracy, n, correct, accuracy_ci (95% Wilson,
+    # `[low, high]`), after the last phase (`harness.stats.per_slice`).
+    slice_feature: str | None = None
+    slice_metrics: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     export_dir: str | None = None  # where `--export-dir` published the exports, once published
 
     @property

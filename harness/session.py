@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from harness import baselines, checks, environment, errors, spec
+from harness import baselines, checks, environment, errors, gate, spec
 from harness.export import card
 from harness.export.publish import ExportDir, folder_name
 from harness.outputs import Outputs, StagingFolder
@@ -50,6 +50,8 @@ class Session:
     _recorded: dict[str, Any] | None = None  # the baseline file's entries as written, invalid ones included
     baseline_error: str | None = None  # why the baseline file cannot be read, if it cannot
     invalid_baselines: dict[str, str] = field(default_factory=dict)  # experiment -> what is wrong with its entry
+    selected: list[str] = field(default_factory=list)  # the experiments selected to run (after -k and -m)
+    late_failures: list[gate.Comparison] = field(default_factory=list)  # rejected only at the session's end
 
     @classmethod
     def of(cls, config: pytest.Config) -> Session:
@@ -115,17 +117,37 @@ class Session:
             )
         with errors.reported(experiment):
             run = engine.run(experiment, options)
-            self._export_and_check(experiment, run, recorded, nodeid)
+            observed = self._observed(run, recorded.get(experiment.name, {}))
+            self._export_and_check(experiment, run, recorded, nodeid, observed)
         result = run.result
         self.results[experiment.name] = result
         if self.updating_baselines and not result.failures:
             self.new_baselines[experiment.name] = baselines.entry_for(
-                result, self.spec_file(experiment), environment.fingerprint()
+                result, self.spec_file(experiment), environment.fingerprint(), observed
             )
         return result
 
+    def _observed(self, run: Any, baseline: dict[str, Any]) -> dict[str, gate.Observed] | None:
+        """Per split, the run's predictions and its examples' identity: what a baseline records
+        and what a baseline with predictions is compared with; None when neither needs them."""
+        if not (self.updating_baselines or "predictions" in baseline):
+            return None
+        return {
+            split: gate.Observed(
+                labels=p.labels.tolist(),
+                predicted=p.predicted.tolist(),
+                examples=gate.examples_id(run.data.digests(split).tobytes(), p.labels.tolist()),
+            )
+            for split, p in run.predictions.items()
+        }
+
     def _export_and_check(
-        self, experiment: spec.Experiment, run: Any, recorded: dict[str, dict[str, Any]], nodeid: str
+        self,
+        experiment: spec.Experiment,
+        run: Any,
+        recorded: dict[str, dict[str, Any]],
+        nodeid: str,
+        observed: dict[str, gate.Observed] | None,
     ) -> None:
         """Measures the exports the expectations read, evaluates the checks, and with `--export-dir`
         stages the export of an experiment that passed (or of any, with `--export-all`)."""
@@ -137,7 +159,12 @@ class Session:
 
         def evaluate() -> None:
             checks.evaluate(
-                experiment, run, results=self.results, recorded=recorded, gate=self._gate(experiment, nodeid)
+                experiment,
+                run,
+                results=self.results,
+                recorded=recorded,
+                gate=self._gate(experiment, nodeid),
+                observed=observed,
             )
 
         if exports is None:
@@ -181,7 +208,27 @@ class Session:
             update_command=f"pytest '{self.command_target(nodeid)}' --update-baselines",
             file=self.shown(self.baseline_path),
             environment=environment.fingerprint(),
+            min_effect=self.config.getoption("min_effect"),
+            family=self.family,
         )
+
+    @cached_property
+    def family(self) -> gate.Family:
+        """The session's paired comparisons: as many planned as the selected experiments' baselines
+        recorded predictions of gated splits (Holm counts those not yet made as p = 1)."""
+        recorded = self.baselines()
+        planned = sum(
+            metric in entry and split in entry.get("predictions", {})
+            for entry in (recorded.get(name, {}) for name in self.selected)
+            for metric, split in gate.SPLIT_OF.items()
+        )
+        return gate.Family(alpha=self.config.getoption("gate_alpha"), expected=planned)
+
+    def finish_gate(self) -> None:
+        """Decides the paired comparisons again with every p-value known; any rejected only now
+        fail the session (`late_failures`)."""
+        if "family" in self.__dict__:
+            self.late_failures = self.family.finish()
 
     def command_target(self, nodeid: str) -> str:
         """`nodeid` (relative to pytest's rootdir) as a command run where pytest was invoked selects it."""
@@ -246,12 +293,22 @@ class Session:
         ]
 
     def summary_lines(self) -> list[str]:
-        from harness.report import export_lines, interval_lines, no_result_row, rows_for, summary_lines
+        from harness.report import (
+            export_lines,
+            gate_lines,
+            interval_lines,
+            no_result_row,
+            rows_for,
+            slice_lines,
+            summary_lines,
+        )
 
         rows = [row for result, outcome, baseline in self.report_items() for row in rows_for(result, outcome, baseline)]
         rows += [no_result_row(name, outcome) for name, outcome in self.outcomes.items() if name not in self.results]
         results = list(self.results.values())
-        return [*summary_lines(rows), *interval_lines(results), *export_lines(results)] if rows else []
+        comparisons = self.family.comparisons if "family" in self.__dict__ else []
+        lines = [*summary_lines(rows), *interval_lines(results), *slice_lines(results), *export_lines(results)]
+        return [*lines, *gate_lines(comparisons, self.late_failures)] if rows else []
 
     # ------------------------------------------------------------------ the session's end
 
@@ -277,7 +334,14 @@ class Session:
             notes += [f"stale baseline removed from {shown}: {name}" for name in stale]
         path = self.config.getoption("metrics_json")
         if path:
-            document = metrics(self.results, self.outcomes, self.errors, self.params, started=self.started)
+            document = metrics(
+                self.results,
+                self.outcomes,
+                self.errors,
+                self.params,
+                started=self.started,
+                gate=self.family if "family" in self.__dict__ else None,
+            )
             outputs.text(path, metrics_text(document))
             notes.append(f"metrics written to {path}")
         report_dir = self.config.getoption("report_dir")

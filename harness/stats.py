@@ -62,19 +62,31 @@ def mcnemar_worse(b: int, c: int) -> float:
     return binomial_upper_tail(b, b + c)
 
 
-def holm(p_values: list[float], alpha: float) -> list[bool]:
+def holm(p_values: list[float], alpha: float, *, family_size: int | None = None) -> list[bool]:
     """Holm's step-down rejections of `p_values` at family-wise error rate `alpha`, in input order.
 
     The smallest p-value is compared with alpha/m, the next with alpha/(m-1), ...; the first
     that exceeds its level stops the procedure. Lowering any p-value never removes a rejection.
+    `family_size` (at least `len(p_values)`) counts hypotheses not tested yet, as p = 1.
     """
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    levels = holm_levels(p_values, alpha, family_size=family_size)
     rejected = [False] * len(p_values)
-    for rank, index in enumerate(order):
-        if p_values[index] > alpha / (len(p_values) - rank):
+    for index in sorted(range(len(p_values)), key=lambda i: p_values[i]):
+        if p_values[index] > levels[index]:
             break
         rejected[index] = True
     return rejected
+
+
+def holm_levels(p_values: list[float], alpha: float, *, family_size: int | None = None) -> list[float]:
+    """Holm's level of each p-value, in input order: alpha / (m - rank), rank 0 for the smallest."""
+    m = len(p_values) if family_size is None else family_size
+    if m < len(p_values):
+        raise ValueError(f"needs family_size >= len(p_values). Received: {m} < {len(p_values)}")
+    levels = [0.0] * len(p_values)
+    for rank, index in enumerate(sorted(range(len(p_values)), key=lambda i: p_values[i])):
+        levels[index] = alpha / (m - rank)
+    return levels
 
 
 def per_class(labels: list[int], predicted: list[int], class_names: list[str]) -> dict[str, dict[str, float | int]]:
@@ -101,3 +113,27 @@ def per_class(labels: list[int], predicted: list[int], class_names: list[str]) -
 def macro_f1(classes: dict[str, dict[str, float | int]]) -> float:
     """The unweighted mean F1 over `classes` (see `per_class`)."""
     return sum(float(c["f1"]) for c in classes.values()) / len(classes) if classes else 0.0
+
+
+def per_slice(
+    labels: list[int], predicted: list[int], values: list[str]
+) -> dict[str, dict[str, float | int | list[float]]]:
+    """Accuracy of the examples of every slice value, by value (sorted): `accuracy`, `n`, `correct`
+    and `accuracy_ci` (the 95% Wilson interval, `[low, high]`); `values` has one value per example.
+    """
+    if not len(labels) == len(predicted) == len(values):
+        raise ValueError(
+            f"needs one label, prediction and slice value per example. "
+            f"Received: {len(labels)} labels, {len(predicted)} predictions, {len(values)} slice values"
+        )
+    counts: dict[str, list[int]] = {}
+    for truth, guess, value in zip(labels, predicted, values, strict=True):
+        tally = counts.setdefault(value, [0, 0])
+        tally[0] += 1
+        tally[1] += truth == guess
+    shown: dict[str, dict[str, float | int | list[float]]] = {}
+    for value in sorted(counts):
+        n, correct = counts[value]
+        accuracy = correct / n
+        shown[value] = {"accuracy": accuracy, "n": n, "correct": correct, "accuracy_ci": accuracy_interval(accuracy, n)}
+    return shown

@@ -112,6 +112,7 @@ def test_update_records_every_experiment_deterministically(spec_pytester: pytest
             "test_loss",
             "trainable_params",
             "environment",
+            "predictions",
         }
         assert entry["environment"] == environment.fingerprint()  # where it was measured
         assert entry["trainable_params"] == {"feature_extraction": HEAD_PARAMS, "fine_tune": HEAD_PARAMS + unfrozen}
@@ -143,8 +144,12 @@ def test_drop_beyond_the_tolerance_fails_and_names_the_remedy(spec_pytester: pyt
     )
     spec_pytester.runpytest_inprocess("--update-baselines").assert_outcomes(passed=2)
     obtained = read_entries(spec_pytester)
-    raised = {
-        name: {**entry, "val_accuracy": round(entry["val_accuracy"] + 0.2, 4)} for name, entry in obtained.items()
+    raised = {  # as a file recorded before the paired gate: no predictions, the tolerance gate alone
+        name: {
+            **{k: v for k, v in entry.items() if k != "predictions"},
+            "val_accuracy": round(entry["val_accuracy"] + 0.2, 4),
+        }
+        for name, entry in obtained.items()
     }
     path = write_baselines(spec_pytester, raised)
     before = snapshot(path)
@@ -156,9 +161,10 @@ def test_drop_beyond_the_tolerance_fails_and_names_the_remedy(spec_pytester: pyt
         [
             "experiment 'pinned' broke 1 of * invariants (*tiny.py:*):",
             (
-                f"  baseline_val_accuracy: obtained {value:.4f} (drop +0.2000), "
-                f"expected at most 0.1000 below the baseline {baseline:.4f}"
+                f"  baseline_val_accuracy: obtained {value:.4f} [[]*] n=32 (drop +0.2000; not paired: the baseline has "
+                f"no predictions), expected at most 0.1000 below the baseline {baseline:.4f} [[]*]"
             ),
+            "      verdict: fail, the drop +0.2000 exceeds the tolerance 0.1000",
             f"      To accept the new values into {BASELINES}, run: pytest 'specs/tiny.py::pinned' --update-baselines",
         ],
         consecutive=True,
@@ -190,11 +196,11 @@ def test_unchanged_result_passes_a_zero_tolerance() -> None:
         cache="none",
     )
     result = ExperimentResult(
-        "tiny", 0, "tiny", None, "in-memory arrays", 2, {"train": 64, "validation": 32}, phases=[phase]
+        "tiny", 0, "tiny", None, "in-memory arrays", 2, {"train": 64, "validation": 32, "test": 32}, phases=[phase]
     )
     recorded = baselines.entry_for(result, "specs/tiny.py")
     assert (recorded["val_accuracy"], recorded["test_accuracy"]) == (0.8438, 0.9062)
-    checks = baselines.compare(
+    checks, _ = baselines.compare(
         result, recorded, baselines.Gate(tolerance=0.0, update_command="pytest --update-baselines", file=BASELINES)
     )
     assert [(c.name, c.passed) for c in checks] == [("baseline_val_accuracy", True), ("baseline_test_accuracy", True)]
@@ -326,7 +332,7 @@ def test_update_with_k_rewrites_only_the_selected_entries(spec_pytester: pytest.
     result = spec_pytester.runpytest_inprocess("-k", "alpha", "--update-baselines")
     result.assert_outcomes(passed=1, deselected=1)
     new = (spec_pytester.path / BASELINES).read_text()
-    no_test_split = {"spec", "seed", "val_accuracy", "val_loss", "trainable_params", "environment"}
+    no_test_split = {"spec", "seed", "val_accuracy", "val_loss", "trainable_params", "environment", "predictions"}
     assert set(read_entries(spec_pytester)["alpha"]) == no_test_split
     assert entry_text(new, "beta") == entry_text(old, "beta")
     assert entry_text(new, "alpha") != entry_text(old, "alpha")
@@ -460,7 +466,7 @@ def test_invalid_entries_say_which_field_is_wrong(entry: Any, problem: str) -> N
 
 
 def test_unknown_fields_are_ignored_so_newer_files_still_gate() -> None:
-    assert baselines.invalid_entries({"tiny": recorded_entry(predictions={"test": "0110"})}) == {}
+    assert baselines.invalid_entries({"tiny": recorded_entry(recorded_by={"tool": "a newer harness"})}) == {}
 
 
 def test_invalid_entry_fails_its_experiment_plainly_and_the_others_gate(spec_pytester: pytest.Pytester) -> None:

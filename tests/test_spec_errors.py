@@ -584,7 +584,7 @@ EXACT = [
     pytest.param(
         lambda: lite0_experiment(expect=min_val_accuracy(0.9)),
         f"`experiment.expect` must be a list. {WRAP}expect=[min_val_accuracy(0.9)]. "
-        "Received: expect=MinAccuracy(split='validation', floor=0.9, phase=None, runtime=None)",
+        "Received: expect=MinAccuracy(split='validation', floor=0.9, phase=None, runtime=None, slice=None)",
         id="expect-single",
     ),
     pytest.param(

@@ -3,8 +3,8 @@
 The spec's own checks (`harness.spec`) run at collection and cannot see the data; these run
 once it is loaded (`check_data`, called by the engine right after `loading.load`): the splits
 are held out from one another (no example in two splits, by content checksum), the
-expectations can be met (a test split for a test-accuracy floor), and `class_weight` names
-classes that exist.
+expectations can be met (a test split for a test-accuracy floor, the slice a slice floor names),
+and `class_weight` names classes that exist.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def check_data(experiment: spec.Experiment, data: LoadedData) -> None:
             f"{where} has no test split, but an expectation of {experiment.name!r} reads test accuracy "
             "(min_test_accuracy or beats). Add a test split (a 'test' key for arrays(...)) or drop the expectation."
         )
+    _check_slice_floors(experiment, data, where)
     for phase in experiment.phases:
         unknown = [label for label in phase.class_weight_labels if label >= data.num_classes]
         if unknown:
@@ -33,6 +34,20 @@ def check_data(experiment: spec.Experiment, data: LoadedData) -> None:
                 f"Received: class_weight={declared!r}"
             )
     _check_held_out(data, where)
+
+
+def _check_slice_floors(experiment: spec.Experiment, data: LoadedData, where: str) -> None:
+    """A slice floor names a value that examples of its split have (a typo would fail only after training)."""
+    for e in experiment.expect:
+        if not isinstance(e, spec.MinAccuracy) or e.slice is None or e.split not in data.slices:
+            continue
+        found = sorted(set(data.slices[e.split]))
+        if e.slice not in found:
+            name = "min_val_accuracy" if e.split == "validation" else "min_test_accuracy"
+            raise DataError(
+                f"`{name}.slice` must name a {data.slice_feature} value of the {e.split} split of {where}: "
+                f"found {', '.join(map(repr, found)) or 'none'}. Received: slice={e.slice!r}"
+            )
 
 
 def _check_held_out(data: LoadedData, where: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness import spec
-from harness.spec.datasets import DEFAULT_IMAGE_KEY, DEFAULT_LABEL_KEY
+from harness.spec.datasets import DEFAULT_IMAGE_KEY, DEFAULT_LABEL_KEY, slice_feature
 from harness.spec.vocabulary import SPLITS
 
 __all__ = ["SPLITS", "DataError", "LoadedData", "describe", "load"]
@@ -27,7 +28,9 @@ class LoadedData:
     """The splits of one data set, unbatched; `test` may be None.
 
     `dataset` is the spec's data set as loaded: for TFDS, with the image and label keys resolved
-    (the builder's `supervised_keys` where the spec leaves them None).
+    (the builder's `supervised_keys` where the spec leaves them None). `slices` holds, per held-out
+    split ("validation", "test"), the value of the `slice_feature` of every example as a string,
+    in the split's order; empty when the data set declares no slices.
     """
 
     train: tf.data.Dataset
@@ -37,6 +40,8 @@ class LoadedData:
     class_names: list[str]
     sizes: dict[str, int]
     dataset: spec.Dataset
+    slice_feature: str | None = None
+    slices: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _digests: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def resolve(self, experiment: spec.Experiment) -> spec.Experiment:
@@ -77,17 +82,25 @@ class DataError(RuntimeError):
 
 def load(dataset: spec.Dataset) -> LoadedData:
     """Loads every split of `dataset`, decoded and resized once, cached in memory."""
+    slices: dict[str, list[str]] = {}
     if isinstance(dataset, spec.TfdsDataset):
-        dataset, splits, num_classes, class_names = _load_tfds(dataset)
+        dataset, splits, num_classes, class_names, slices = _load_tfds(dataset)
     elif isinstance(dataset, spec.ImageFolder):
         splits, num_classes, class_names = _load_folder(dataset)
     else:
         splits, num_classes, class_names = _load_arrays(dataset)
+        slices = _array_slices(dataset, splits)
     prepared = {name: None if ds is None else _prepare(ds, dataset.image_size) for name, ds in splits.items()}
     sizes = {name: _count(ds) for name, ds in prepared.items() if ds is not None}
     for name in ("train", "validation"):
         if sizes[name] == 0:
             raise DataError(f"The {name} split of {describe(dataset)} is empty. Check the split declared in the spec.")
+    for name, values in slices.items():
+        if len(values) != sizes[name]:
+            raise DataError(
+                f"The {name} split of {describe(dataset)} has {sizes[name]} examples but "
+                f"{len(values)} slice values. Give one value per example, in the split's order."
+            )
     return LoadedData(
         train=prepared["train"],
         validation=prepared["validation"],
@@ -96,6 +109,8 @@ def load(dataset: spec.Dataset) -> LoadedData:
         class_names=class_names,
         sizes=sizes,
         dataset=dataset,
+        slice_feature=slice_feature(dataset),
+        slices=slices,
     )
 
 
@@ -131,7 +146,9 @@ def describe(dataset: spec.Dataset) -> str:
     return f"in-memory arrays {dataset.cache_key!r}" if dataset.cache_key else "in-memory arrays"
 
 
-def _load_tfds(dataset: spec.TfdsDataset) -> tuple[spec.TfdsDataset, dict[str, Any], int, list[str]]:
+def _load_tfds(
+    dataset: spec.TfdsDataset,
+) -> tuple[spec.TfdsDataset, dict[str, Any], int, list[str], dict[str, list[str]]]:
     import tensorflow_datasets as tfds
 
     import harness.data.datasets.elpv  # noqa: F401  (registers the shipped "elpv" builder)
@@ -151,6 +168,8 @@ def _load_tfds(dataset: spec.TfdsDataset) -> tuple[spec.TfdsDataset, dict[str, A
                 f"TFDS data set {dataset.name!r} has no feature {key!r}; it has {sorted(features.keys())}. "
                 f"Fix `image_key`/`label_key` in the spec. Received: {key!r}"
             )
+    if dataset.slices is not None:
+        _check_slice_feature(dataset, features)
     label_feature = features[dataset.label_key]
     num_classes = getattr(label_feature, "num_classes", None)
     if num_classes is None:
@@ -179,11 +198,14 @@ def _load_tfds(dataset: spec.TfdsDataset) -> tuple[spec.TfdsDataset, dict[str, A
                 f"Its splits are {sorted(builder.info.splits.keys())}. Received: {role}_split={split!r}"
             ) from None
         splits[role] = ds
+    slices: dict[str, list[str]] = {}
+    if dataset.slices is not None:
+        slices = _tfds_slices(builder, dataset)
     image_key, label_key = dataset.image_key, dataset.label_key
     for role, ds in splits.items():
         if ds is not None:
             splits[role] = ds.map(lambda ex: (ex[image_key], ex[label_key]))
-    return dataset, splits, int(num_classes), list(label_feature.names)
+    return dataset, splits, int(num_classes), list(label_feature.names), slices
 
 
 def _with_keys(dataset: spec.TfdsDataset, supervised_keys: Any) -> spec.TfdsDataset:
@@ -196,6 +218,71 @@ def _with_keys(dataset: spec.TfdsDataset, supervised_keys: Any) -> spec.TfdsData
     ):
         image, label = supervised_keys
     return dataset.with_keys(dataset.image_key or image, dataset.label_key or label)
+
+
+def _check_slice_feature(dataset: spec.TfdsDataset, features: Any) -> None:
+    """The `slices` feature exists and is a class label, or a string or integer scalar."""
+    import tensorflow_datasets as tfds
+
+    key = dataset.slices
+    if key not in features:
+        raise DataError(
+            f"TFDS data set {dataset.name!r} has no feature {key!r} to slice by; it has {sorted(features.keys())}. "
+            f"Fix `tfds_dataset(slices=...)` in the spec. Received: slices={key!r}"
+        )
+    feature = features[key]
+    shape, dtype = getattr(feature, "shape", None), getattr(feature, "dtype", None)  # dicts for nested features
+    scalar = shape == () and isinstance(dtype, tf.DType) and (dtype == tf.string or dtype.is_integer)
+    if not (isinstance(feature, tfds.features.ClassLabel) or scalar):
+        raise DataError(
+            f"Feature {key!r} of {dataset.name!r} cannot slice the accuracies: it is {type(feature).__name__}, "
+            f"shape {shape}, dtype {getattr(dtype, 'name', dtype)}. Pick a `tfds.features.ClassLabel`, "
+            f"a string or an integer scalar feature as `slices`. Received: slices={key!r}"
+        )
+
+
+def _tfds_slices(builder: Any, dataset: spec.TfdsDataset) -> dict[str, list[str]]:
+    """The `slices` value of every example of the held-out splits, in the order `as_dataset` gives
+    the images (`shuffle_files=False`); one cheap pass per split that decodes that feature only."""
+    import tensorflow_datasets as tfds
+
+    key = str(dataset.slices)
+    feature = builder.info.features[key]
+    names = list(feature.names) if isinstance(feature, tfds.features.ClassLabel) else None
+    found: dict[str, list[str]] = {}
+    for role, split in dataset.splits.items():
+        if role == "train" or split is None:
+            continue
+        ds = builder.as_dataset(
+            split=split,
+            shuffle_files=False,
+            read_config=tfds.ReadConfig(try_autocache=False),
+            decoders=tfds.decode.PartialDecoding({key: True}),
+        )
+        batches = ds.map(lambda ex: ex[key]).batch(4096).as_numpy_iterator()
+        values = [value for batch in batches for value in batch.tolist()]
+        found[role] = [names[int(v)] for v in values] if names is not None else [_text(v) for v in values]
+    return found
+
+
+def _array_slices(dataset: spec.Arrays, splits: dict[str, Any]) -> dict[str, list[str]]:
+    """The `arrays(slices=...)` values of the held-out splits, as strings."""
+    if dataset.slices is None:
+        return {}
+    given = dataset.slices() if callable(dataset.slices) else dataset.slices
+    held_out = [role for role in ("validation", "test") if splits.get(role) is not None]
+    if not isinstance(given, Mapping) or not set(held_out) <= set(given) <= {"validation", "test"}:
+        shown = f"keys {sorted(given)}" if isinstance(given, Mapping) else type(given).__name__
+        raise DataError(
+            f"`arrays(slices=...)` must map every held-out split ({', '.join(map(repr, held_out))}) to one value "
+            f"per example, and nothing else. Received: {shown}"
+        )
+    return {role: [_text(v) for v in np.asarray(given[role]).tolist()] for role in held_out}
+
+
+def _text(value: Any) -> str:
+    """A slice value as reports and checks name it: text as it is, numbers as digits."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _load_folder(dataset: spec.ImageFolder) -> tuple[dict[str, Any], int, list[str]]:

@@ -14,9 +14,11 @@ from harness.report.tensorboard import write_tensorboard
 from harness.report.terminal import (
     SummaryRow,
     export_lines,
+    gate_lines,
     interval_lines,
     no_result_row,
     rows_for,
+    slice_lines,
     summary_lines,
 )
 
@@ -25,10 +27,12 @@ __all__ = [
     "confusion_matrix",
     "experiment_dirs",
     "export_lines",
+    "gate_lines",
     "interval_lines",
     "no_result_row",
     "rows_for",
     "safe_name",
+    "slice_lines",
     "summary_lines",
     "training_curves",
     "write_index",

@@ -292,7 +292,7 @@ def _html_section(entry: _Entry) -> list[str]:
         '<dl class="facts">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in entry.facts()) + "</dl>",
     ]
     for title, (header, rows), numeric in section_tables(result):
-        out.append(f"<h3>{title}</h3>")
+        out.append(f"<h3>{e(title)}</h3>")
         out.append(_html_table(header, rows, numeric))
     out.append(f"<h3>Checks ({_check_counts(result.checks)})</h3>")
     if result.checks:

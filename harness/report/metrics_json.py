@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.gate import Family
 from harness.paths import atomic_write_text
 from harness.results import ExperimentResult
 
@@ -25,6 +26,7 @@ def metrics(
     params: Mapping[str, Mapping[str, Any]],
     *,
     started: float,
+    gate: Family | None = None,
 ) -> dict[str, Any]:
     """The JSON document.
 
@@ -34,10 +36,16 @@ def metrics(
         errors: Why an experiment has no result (the exception line), by name.
         params: A parametrised experiment's arguments, by name.
         started: When the session started (seconds since the epoch).
+        gate: The session's gated comparisons, decided: each appears under its experiment's
+            `gate`, by metric.
     """
+    gated: dict[str, dict[str, Any]] = {}
+    for comparison in gate.comparisons if gate is not None else []:
+        gated.setdefault(comparison.experiment, {})[comparison.metric] = comparison.to_json()
     return {
         "harness_version": __version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "gate_alpha": None if gate is None else gate.alpha,
         "experiments": {
             **{
                 name: {"outcome": outcome, "error": errors.get(name), "params": dict(params.get(name, {}))}
@@ -45,7 +53,8 @@ def metrics(
                 if name not in results
             },
             **{
-                name: {"outcome": outcomes.get(name, "unknown"), **result.to_json()} for name, result in results.items()
+                name: {"outcome": outcomes.get(name, "unknown"), **result.to_json(), "gate": gated.get(name, {})}
+                for name, result in results.items()
             },
         },
     }

@@ -1,4 +1,5 @@
-"""Tables that more than one report shows: the phases and the exports of an experiment, and Markdown rendering.
+"""Tables that more than one report shows: the phases, the exports and the accuracy per slice of an
+experiment, and Markdown rendering.
 
 The index page (HTML and Markdown) and the TensorBoard text summary take the phase table from
 `phase_table`, so they always show the same columns; the index and the terminal summary show
@@ -58,6 +59,29 @@ def export_table(result: ExperimentResult) -> tuple[tuple[str, ...], list[list[s
     ]
 
 
+SLICE_HEADER = ("split", "slice", "accuracy", "95% interval", "correct", "n")
+SLICE_NUMERIC = frozenset({2, 3, 4, 5})
+
+
+def slice_table(result: ExperimentResult) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The header and one row of cells per split and slice value of `result` (none without slices)."""
+    rows = []
+    for split, slices in result.slice_metrics.items():
+        for value, figures in slices.items():
+            low, high = figures["accuracy_ci"]
+            rows.append(
+                [
+                    split,
+                    f"{result.slice_feature}={value}",
+                    format_accuracy(figures["accuracy"]),
+                    f"[{low:.3f}, {high:.3f}]",
+                    f"{figures['correct']:,}",
+                    f"{figures['n']:,}",
+                ]
+            )
+    return SLICE_HEADER, rows
+
+
 def markdown_table(
     header: Sequence[str], rows: Sequence[Sequence[str]], *, numeric: set[int] | frozenset[int]
 ) -> list[str]:
@@ -81,8 +105,11 @@ Table = tuple[str, tuple[Sequence[str], list[list[str]]], frozenset[int]]  # tit
 
 
 def section_tables(result: ExperimentResult) -> list[Table]:
-    """The tables of an experiment's section of the index: its phases and, where it was exported, its exports."""
+    """The tables of an experiment's section of the index: its phases, its accuracy per slice where the
+    data set has slices, and its exports where it was exported."""
     tables: list[Table] = [("Phases", phase_table(result), PHASE_NUMERIC)] if result.phases else []
+    if result.slice_metrics:
+        tables.append((f"Accuracy by {result.slice_feature}", slice_table(result), SLICE_NUMERIC))
     if result.exports:
         tables.append(("Exports", export_table(result), EXPORT_NUMERIC))
     return tables

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.gate import Comparison
 from harness.results import ExperimentResult, ExportResult
 from harness.stats import wilson_interval
 
@@ -202,3 +203,41 @@ def interval_text(result: ExperimentResult) -> str:
 def interval_lines(results: Sequence[ExperimentResult]) -> list[str]:
     """One line per experiment with phases: its final accuracies' 95% intervals."""
     return [f"95% intervals of {r.name}: {interval_text(r)}" for r in results if r.phases]
+
+
+def gate_lines(comparisons: Sequence[Comparison], late: Sequence[Comparison] = ()) -> list[str]:
+    """One line per paired gate comparison (b, c, p-value, Holm's alpha, verdict), then one per
+    comparison rejected only once every p-value was known, which fails the session."""
+    lines = [
+        f"paired gate of {c.experiment} {c.metric}: {c.baseline:.4f} -> {c.obtained:.4f} n={c.n}, "
+        f"b={c.b} c={c.c} p={c.p_value:.3g} alpha={c.alpha:.3g}: {c.verdict}"
+        for c in comparisons
+        if c.paired
+    ]
+    lines += [
+        f"FAILED at the session's end: paired gate of {c.experiment} {c.metric}: {c.reason}. It passed at its "
+        f"check while later comparisons were unknown; Holm's procedure with every p-value known rejects it"
+        for c in late
+    ]
+    return lines
+
+
+_SPLIT_LABELS = {"validation": "val", "test": "test"}
+
+
+def slice_text(result: ExperimentResult) -> str:
+    """The final accuracy per slice value with its 95% Wilson interval and n, test split first:
+    "test mono 0.870 [0.812, 0.912] n=190, test poly ..., val mono ..."."""
+    shown = []
+    for split in ("test", "validation"):
+        for value, figures in result.slice_metrics.get(split, {}).items():
+            low, high = figures["accuracy_ci"]
+            shown.append(
+                f"{_SPLIT_LABELS[split]} {value} {figures['accuracy']:.3f} [{low:.3f}, {high:.3f}] n={figures['n']}"
+            )
+    return ", ".join(shown)
+
+
+def slice_lines(results: Sequence[ExperimentResult]) -> list[str]:
+    """One line per experiment with slice metrics: its final accuracy per slice value (see `slice_text`)."""
+    return [f"accuracy by {r.slice_feature} of {r.name}: {slice_text(r)}" for r in results if r.slice_metrics]

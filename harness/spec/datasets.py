@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from harness.spec.validators import (
 # What `tfds_dataset` reads when the builder declares no `supervised_keys`.
 DEFAULT_IMAGE_KEY = "image"
 DEFAULT_LABEL_KEY = "label"
+# The name `arrays(slices=...)` values go by in reports and check names.
+ARRAYS_SLICE_FEATURE = "slice"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,9 @@ class TfdsDataset:
     """A TensorFlow Datasets data set, loaded with `tfds.builder(name).as_dataset(split=...)`.
 
     `image_key` / `label_key` None mean the builder's `supervised_keys` (else "image" / "label"),
-    resolved when the data is loaded (`harness.data.loading`, see `with_keys`).
+    resolved when the data is loaded (`harness.data.loading`, see `with_keys`). `slices` names a
+    feature whose value per example slices the validation and test accuracies; it is no part of
+    `identity` (the images, hence the cached features, are the same with or without it).
     """
 
     name: str
@@ -48,6 +52,7 @@ class TfdsDataset:
     image_key: str | None = None
     label_key: str | None = None
     data_dir: str | None = None
+    slices: str | None = None
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -83,13 +88,16 @@ class Arrays:
     """In-memory arrays, or a zero-argument callable returning them (called at run time).
 
     The mapping has "train", "validation" and optionally "test" keys, each `(images, labels)`
-    with images of shape (n, height, width, channels) in 0..255 and integer labels.
+    with images of shape (n, height, width, channels) in 0..255 and integer labels. `slices`, when
+    given, maps "validation" (and "test") to one value per example of that split (or is a
+    callable returning that mapping); the values slice the accuracies, as feature "slice".
     """
 
     data: Mapping[str, tuple[Any, Any]] | Callable[[], Mapping[str, tuple[Any, Any]]]
     image_size: tuple[int, int]
     num_classes: int | None = None
     cache_key: str | None = None
+    slices: Mapping[str, Sequence[Any]] | Callable[[], Mapping[str, Sequence[Any]]] | None = None
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -106,6 +114,18 @@ def has_test_split(dataset: Dataset) -> bool | None:
     if isinstance(dataset, ImageFolder):
         return dataset.test_path is not None
     return "test" in dataset.data if isinstance(dataset.data, Mapping) else None
+
+
+def slice_feature(dataset: Dataset) -> str | None:
+    """The name of what slices `dataset`'s held-out accuracies (`slices=`); None where nothing does.
+
+    A TFDS feature name, "slice" for `arrays(slices=...)`; image folders have no slices.
+    """
+    if isinstance(dataset, TfdsDataset):
+        return dataset.slices
+    if isinstance(dataset, Arrays) and dataset.slices is not None:
+        return ARRAYS_SLICE_FEATURE
+    return None
 
 
 def num_classes(dataset: Dataset) -> int | None:
@@ -127,6 +147,7 @@ def tfds_dataset(
     image_key: str | None = None,
     label_key: str | None = None,
     data_dir: str | None = None,
+    slices: str | None = None,
 ) -> TfdsDataset:
     """A TFDS data set by name, with split slicing ("train[:80%]").
 
@@ -144,6 +165,11 @@ def tfds_dataset(
         label_key: Feature name of the integer class label. Defaults to None: the builder's
             `supervised_keys`, else "label".
         data_dir: TFDS data directory. Defaults to TFDS's own default.
+        slices: Feature name whose value slices the validation and test accuracies (per slice
+            value: accuracy, n and a 95% interval; floors with `min_test_accuracy(slice=...)`), e.g.
+            `slices="cell_type"`: a `tfds.features.ClassLabel` (values: its class names) or a
+            string or integer scalar feature (values as strings). Defaults to None (no slices).
+            It does not change the cached features: the images are the same.
 
     No two splits may share examples: identical or overlapping split strings are refused.
     """
@@ -160,6 +186,12 @@ def tfds_dataset(
             "must be a feature name, or None for the builder's supervised_keys",
             value,
         )
+    _check(
+        slices is None or (isinstance(slices, str) and slices != ""),
+        "tfds_dataset.slices",
+        "must be a feature name (a ClassLabel, string or integer feature, e.g. 'cell_type'), or None for no slices",
+        slices,
+    )
     _check(
         data_dir is None or isinstance(data_dir, (str, Path)),
         "tfds_dataset.data_dir",
@@ -195,6 +227,7 @@ def tfds_dataset(
         image_key=image_key,
         label_key=label_key,
         data_dir=None if data_dir is None else str(data_dir),
+        slices=slices,
     )
 
 
@@ -299,6 +332,7 @@ def arrays(
     image_size: int | tuple[int, int],
     num_classes: int | None = None,
     cache_key: str | None = None,
+    slices: Mapping[str, Sequence[Any]] | Callable[[], Mapping[str, Sequence[Any]]] | None = None,
 ) -> Arrays:
     """In-memory arrays (mostly for tests): `{"train": (x, y), "validation": (x, y), "test": ...}`.
 
@@ -309,6 +343,10 @@ def arrays(
         num_classes: Number of classes. Defaults to None: `max(label) + 1` over all splits.
         cache_key: A name for these arrays in the feature cache. Defaults to None: features of
             these arrays are never cached on disk.
+        slices: `{"validation": values, "test": values}`, one value per example of the split in
+            order (strings or ints, shown as strings), or a zero-argument callable returning it:
+            the accuracies per value, as feature "slice". Every held-out split of `data` needs its
+            values. Defaults to None (no slices). Not part of the cache key.
     """
     if not callable(data):
         _check(
@@ -329,6 +367,25 @@ def arrays(
         "must be a non-empty string, or None",
         cache_key,
     )
+    if slices is not None and not callable(slices):
+        _check(
+            isinstance(slices, Mapping) and set(slices) <= {"validation", "test"} and bool(slices),
+            "arrays.slices",
+            "must be a mapping of 'validation' and/or 'test' to one value per example, a callable returning one, "
+            "or None",
+            sorted(slices) if isinstance(slices, Mapping) else slices,
+        )
+        for split, values in slices.items():
+            _check(
+                hasattr(values, "__len__") and not isinstance(values, (str, bytes)),
+                f"arrays.slices[{split!r}]",
+                "must be a sequence of one value per example (a list, tuple or array)",
+                values,
+            )
     return Arrays(
-        data=data, image_size=_image_size(image_size, "arrays.image_size"), num_classes=num_classes, cache_key=cache_key
+        data=data,
+        image_size=_image_size(image_size, "arrays.image_size"),
+        num_classes=num_classes,
+        cache_key=cache_key,
+        slices=slices,
     )

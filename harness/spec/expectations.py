@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.spec.validators import _check, _fraction, _is_int, _is_number
+from harness.spec.validators import SpecError, _check, _fraction, _is_int, _is_number
 from harness.spec.vocabulary import EXPORT_FORMATS
 
 
@@ -30,6 +30,7 @@ class MinAccuracy:
     floor: float
     phase: str | None = None  # None: after the last phase
     runtime: str | None = None  # an export format (`EXPORT_FORMATS`): that export's accuracy; None: Keras's
+    slice: str | None = None  # a value of the data set's `slices` feature: that slice's accuracy; None: all
 
 
 @dataclass(frozen=True)
@@ -150,19 +151,48 @@ def _phase(phase: object, field: str) -> str | None:
     return phase  # type: ignore[return-value]
 
 
-def min_val_accuracy(floor: float, *, phase: str | None = None) -> MinAccuracy:
+def _slice(slice: object, field: str, **exclusive: object) -> str | None:
+    """A slice value (a non-empty string), or None; never with `phase` or `runtime`."""
+    _check(
+        slice is None or (isinstance(slice, str) and slice != ""),
+        field,
+        "must be a value of the data set's slices feature (a non-empty string such as 'mono'), or None",
+        slice,
+    )
+    if slice is not None:
+        for name, value in exclusive.items():
+            if value is not None:
+                why = {
+                    "phase": "slice accuracies are measured after the last phase only",
+                    "runtime": "slice accuracies are the trained Keras model's",
+                }[name]
+                raise SpecError(
+                    field, f"must be None with a {name}: {why}", slice, shown=f"slice={slice!r}, {name}={value!r}"
+                )
+    return slice  # type: ignore[return-value]
+
+
+def min_val_accuracy(floor: float, *, phase: str | None = None, slice: str | None = None) -> MinAccuracy:
     """Validation accuracy after `phase` must be at least `floor`.
 
     Args:
         floor: The lowest accepted accuracy, in [0, 1].
         phase: A phase name. Defaults to None: after the last phase.
+        slice: A value of the data set's slices feature (`tfds_dataset(slices="cell_type")`):
+            the accuracy on the validation examples of that slice only, after the last phase,
+            e.g. `min_val_accuracy(0.8, slice="mono")`. Defaults to None: every example.
     """
     return MinAccuracy(
-        "validation", _fraction(floor, "min_val_accuracy.floor"), _phase(phase, "min_val_accuracy.phase")
+        "validation",
+        _fraction(floor, "min_val_accuracy.floor"),
+        _phase(phase, "min_val_accuracy.phase"),
+        slice=_slice(slice, "min_val_accuracy.slice", phase=phase),
     )
 
 
-def min_test_accuracy(floor: float, *, phase: str | None = None, runtime: str | None = None) -> MinAccuracy:
+def min_test_accuracy(
+    floor: float, *, phase: str | None = None, runtime: str | None = None, slice: str | None = None
+) -> MinAccuracy:
     """Test accuracy after `phase` must be at least `floor` (the data set needs a test split).
 
     Args:
@@ -172,6 +202,9 @@ def min_test_accuracy(floor: float, *, phase: str | None = None, runtime: str | 
             (`"keras"`, `"saved_model"`, `"litert"`, `"litert_int8"`): the accuracy of the final
             model exported as that format, read back from its file, e.g.
             `min_test_accuracy(0.85, runtime="litert_int8")` for the quantized model.
+        slice: A value of the data set's slices feature (`tfds_dataset(slices="cell_type")`):
+            the accuracy on the test examples of that slice only, after the last phase, e.g.
+            `min_test_accuracy(0.85, slice="mono")`. Defaults to None: every example.
     """
     _check(
         runtime is None or runtime in EXPORT_FORMATS,
@@ -186,7 +219,11 @@ def min_test_accuracy(floor: float, *, phase: str | None = None, runtime: str | 
         phase,
     )
     return MinAccuracy(
-        "test", _fraction(floor, "min_test_accuracy.floor"), _phase(phase, "min_test_accuracy.phase"), runtime
+        "test",
+        _fraction(floor, "min_test_accuracy.floor"),
+        _phase(phase, "min_test_accuracy.phase"),
+        runtime,
+        _slice(slice, "min_test_accuracy.slice", phase=phase, runtime=runtime),
     )
 
 

@@ -10,7 +10,15 @@ from typing import Any
 
 from harness import freezing
 from harness.spec.backbones import Backbone, ClassifierHead, classifier_head
-from harness.spec.datasets import Arrays, Dataset, ImageFolder, TfdsDataset, has_test_split, num_classes
+from harness.spec.datasets import (
+    Arrays,
+    Dataset,
+    ImageFolder,
+    TfdsDataset,
+    has_test_split,
+    num_classes,
+    slice_feature,
+)
 from harness.spec.expectations import (
     EXPECTATIONS,
     Beats,
@@ -193,6 +201,12 @@ _TEST_SPLIT_SHOWN = {
     Arrays: lambda dataset: f"arrays with keys {sorted(dataset.data)}",
 }
 
+_SLICES_FIX = {
+    TfdsDataset: "Name the feature to slice by with tfds_dataset(slices=...), e.g. slices='cell_type'.",
+    ImageFolder: "image_folder(...) has no slices: use tfds_dataset(slices=...) or arrays(slices=...).",
+    Arrays: "Give one value per example with arrays(slices={'validation': [...], 'test': [...]}).",
+}
+
 
 def _check_expectations(name: str, dataset: Dataset, phases: list[str], expect: tuple[Any, ...]) -> None:
     for e in expect:
@@ -210,6 +224,14 @@ def _check_expectations(name: str, dataset: Dataset, phases: list[str], expect: 
                 f"min_{'val' if e.split == 'validation' else e.split}_accuracy.phase",
                 f"must name a phase of this experiment ({', '.join(phases)})",
                 e.phase,
+            )
+        if isinstance(e, MinAccuracy) and e.slice is not None and slice_feature(dataset) is None:
+            raise SpecError(
+                f"{field_name(e)}.slice",
+                "needs a data set declared with slices (the feature whose values it names)",
+                e.slice,
+                hint=_SLICES_FIX[type(dataset)],
+                shown=f"slice={e.slice!r} on a data set with slices=None",
             )
         if isinstance(e, Beats):
             _check(e.other != name, "beats.other", "must name another experiment, not this one", e.other)
