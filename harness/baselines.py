@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import environment, stats
+from harness import environment, repeats, stats
 from harness import gate as paired
 from harness.paths import atomic_write_text
 from harness.results import Check, ExperimentResult
@@ -36,6 +36,7 @@ class Gate:
     environment: Mapping[str, str] | None = None  # this run's `harness.environment.fingerprint()`
     min_effect: float = paired.DEFAULT_MIN_EFFECT  # a significant drop fails when it is larger
     family: paired.Family | None = None  # the session's paired comparisons, Holm-corrected together
+    measured: bool = False  # `experiment(tolerance="measured")`: each accuracy's from the baseline's spread
 
 
 def entry_for(
@@ -59,6 +60,8 @@ def entry_for(
         entry["test_loss"] = None if final.test_loss is None else round(final.test_loss, 4)
     if environment is not None:
         entry["environment"] = dict(environment)
+    if result.spread:
+        entry["spread"] = repeats.recorded(result.spread)
     if observed:
         entry["predictions"] = {
             split: paired.record(split_seen.predicted, result.num_classes, split_seen.examples)
@@ -169,6 +172,20 @@ def compare(
     moved = environment.differences(baseline.get("environment"), dict(gate.environment or {}))
     if moved:  # round-off differs across machines: say so wherever a drop is shown
         remedy = f"The baseline was recorded in another environment ({'; '.join(moved)}). {remedy}"
+    gated = [m for m in METRICS if baseline.get(m) is not None and getattr(result.final, m) is not None]
+    spread = baseline.get("spread", {})
+    if gate.measured and any(metric not in spread for metric in gated):
+        checks.append(
+            Check(
+                "baseline_tolerance",
+                None,
+                False,
+                'a baseline with a measured spread (experiment(tolerance="measured"))',
+                "a baseline without one",
+                details=[f"Record one over 5 seeds with: {gate.update_command} --repeats 5"],
+            )
+        )
+        return checks, []
     comparisons = [
         paired.compare(
             result.name,
@@ -177,11 +194,10 @@ def compare(
             (observed or {}).get(paired.SPLIT_OF[metric]),
             getattr(result.final, metric),
             result.split_sizes[paired.SPLIT_OF[metric]],
-            tolerance=gate.tolerance,
+            tolerance=repeats.measured_tolerance(baseline[metric], spread[metric]) if gate.measured else gate.tolerance,
             min_effect=gate.min_effect,
         )
-        for metric in METRICS
-        if baseline.get(metric) is not None and getattr(result.final, metric) is not None
+        for metric in gated
     ]
     if gate.family is not None:
         gate.family.add(comparisons)

@@ -13,14 +13,15 @@ Only `evaluate` writes `ExperimentResult.checks`. No TensorFlow: it reads `harne
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from harness import baselines, invariants, spec
+from harness import baselines, invariants, repeats, spec
 from harness.gate import Observed
 from harness.results import Check, ExperimentResult, Run
 
@@ -164,6 +165,17 @@ def evaluate(
         checks += _baseline_gate(result, recorded.get(experiment.name), gate, observed)
     result.checks = checks
     return checks
+
+
+def merge_repeats(first: ExperimentResult, others: Sequence[ExperimentResult]) -> None:
+    """`--repeats`: gives `first` the spread of every seed's run and the checks the others failed,
+    each named `<check>[seed=K]` (`others` were evaluated without the gate)."""
+    first.spread = repeats.spread([first, *others])
+    first.checks += [
+        dataclasses.replace(check, name=f"{check.name}[seed={other.seed}]")
+        for other in others
+        for check in other.failures
+    ]
 
 
 def _baseline_gate(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +145,28 @@ def compare(
     b, c = discordant(observed.labels, before, observed.predicted)
     right_now = sum(p == t for p, t in zip(observed.predicted, observed.labels, strict=True))
     return Comparison(baseline=right_before / n, obtained=right_now / n, n=n, b=b, c=c, **shown)
+
+
+def observed(run: Any) -> dict[str, Observed]:
+    """Per split a `harness.engine.run` result scored, its predictions and its examples' identity."""
+    return {
+        split: Observed(
+            labels=p.labels.tolist(),
+            predicted=p.predicted.tolist(),
+            examples=examples_id(run.data.digests(split).tobytes(), p.labels.tolist()),
+        )
+        for split, p in run.predictions.items()
+    }
+
+
+def planned(recorded: Mapping[str, Mapping[str, Any]], selected: Sequence[str]) -> int:
+    """How many paired comparisons a session of the `selected` experiments makes: one per gated
+    accuracy whose baseline in `recorded` has predictions of its split."""
+    return sum(
+        metric in entry and split in entry.get("predictions", {})
+        for entry in (recorded.get(name, {}) for name in selected)
+        for metric, split in SPLIT_OF.items()
+    )
 
 
 def discordant(labels: Sequence[int], baseline: Sequence[int], predicted: Sequence[int]) -> tuple[int, int]:

@@ -74,6 +74,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Enable TensorFlow op determinism (tf.config.experimental.enable_op_determinism)",
     )
     group.addoption(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Run each experiment under N seeds (its seed, seed+1, ...): every seed's checks must hold, and the "
+        "spread of its accuracies is reported (and recorded with --update-baselines)",
+    )
+    group.addoption(
         "--update-baselines",
         action="store_true",
         default=False,
@@ -139,6 +147,10 @@ def pytest_configure(config: pytest.Config) -> None:
         value = config.getoption(option)
         if not 0 <= value <= 1:
             raise pytest.UsageError(f"{name} must be a number in [0, 1], such as {example}. Received: {value}")
+    if config.getoption("repeats") < 1:
+        raise pytest.UsageError(
+            f"--repeats must be a number of seeds, 1 or more. Received: {config.getoption('repeats')}"
+        )
     seed = config.getoption("harness_seed")
     if seed is not None and not 0 <= seed < MAX_SEED:
         raise pytest.UsageError(f"--seed must be an integer in [0, 2**32) (NumPy's seed range). Received: {seed}")

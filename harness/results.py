@@ -111,6 +111,8 @@ class ExperimentResult:
     slice_feature: str | None = None
     slice_metrics: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     export_dir: str | None = None  # where `--export-dir` published the exports, once published
+    # With `--repeats N`: per accuracy, its spread over the N seeds (`harness.repeats.spread`).
+    spread: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def final(self) -> PhaseResult:

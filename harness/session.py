@@ -119,6 +119,8 @@ class Session:
             run = engine.run(experiment, options)
             observed = self._observed(run, recorded.get(experiment.name, {}))
             self._export_and_check(experiment, run, recorded, nodeid, observed)
+            if self.config.getoption("repeats") > 1:
+                self._repeat(experiment, options, run.result, recorded)
         result = run.result
         self.results[experiment.name] = result
         if self.updating_baselines and not result.failures:
@@ -127,19 +129,28 @@ class Session:
             )
         return result
 
+    def _repeat(
+        self, experiment: spec.Experiment, options: Any, first: ExperimentResult, recorded: dict[str, Any]
+    ) -> None:
+        """`--repeats N`: runs `experiment` under the N - 1 seeds after `first`'s and evaluates
+        their checks (not the gate, nor the exports'); `first` gets the spread and their failures."""
+        import dataclasses
+
+        from harness import engine
+
+        without_exports = dataclasses.replace(
+            experiment, expect=tuple(e for e in experiment.expect if not spec.exported_formats((e,)))
+        )
+        others = []
+        for seed in range(first.seed + 1, first.seed + self.config.getoption("repeats")):
+            run = engine.run(without_exports, dataclasses.replace(options, seed=seed))
+            checks.evaluate(without_exports, run, results=self.results, recorded=recorded, gate=None)
+            others.append(run.result)
+        checks.merge_repeats(first, others)
+
     def _observed(self, run: Any, baseline: dict[str, Any]) -> dict[str, gate.Observed] | None:
-        """Per split, the run's predictions and its examples' identity: what a baseline records
-        and what a baseline with predictions is compared with; None when neither needs them."""
-        if not (self.updating_baselines or "predictions" in baseline):
-            return None
-        return {
-            split: gate.Observed(
-                labels=p.labels.tolist(),
-                predicted=p.predicted.tolist(),
-                examples=gate.examples_id(run.data.digests(split).tobytes(), p.labels.tolist()),
-            )
-            for split, p in run.predictions.items()
-        }
+        """What a baseline records and a baseline with predictions is compared with; None when neither is needed."""
+        return gate.observed(run) if self.updating_baselines or "predictions" in baseline else None
 
     def _export_and_check(
         self,
@@ -202,9 +213,13 @@ class Session:
         """The regression gate of `experiment`; None while baselines are being recorded."""
         if self.updating_baselines:
             return None
-        tolerance = experiment.tolerance if experiment.tolerance is not None else self.config.getoption("tolerance")
+        measured = experiment.tolerance == "measured"
+        tolerance = (
+            self.config.getoption("tolerance") if experiment.tolerance is None or measured else experiment.tolerance
+        )
         return baselines.Gate(
-            tolerance=tolerance,
+            tolerance=float(tolerance),
+            measured=measured,
             update_command=f"pytest '{self.command_target(nodeid)}' --update-baselines",
             file=self.shown(self.baseline_path),
             environment=environment.fingerprint(),
@@ -214,14 +229,8 @@ class Session:
 
     @cached_property
     def family(self) -> gate.Family:
-        """The session's paired comparisons: as many planned as the selected experiments' baselines
-        recorded predictions of gated splits (Holm counts those not yet made as p = 1)."""
-        recorded = self.baselines()
-        planned = sum(
-            metric in entry and split in entry.get("predictions", {})
-            for entry in (recorded.get(name, {}) for name in self.selected)
-            for metric, split in gate.SPLIT_OF.items()
-        )
+        """The session's paired comparisons, planned from the selected experiments' baselines."""
+        planned = gate.planned(self.baselines(), self.selected)
         return gate.Family(alpha=self.config.getoption("gate_alpha"), expected=planned)
 
     def finish_gate(self) -> None:
@@ -300,6 +309,7 @@ class Session:
             no_result_row,
             rows_for,
             slice_lines,
+            spread_lines,
             summary_lines,
         )
 
@@ -307,7 +317,8 @@ class Session:
         rows += [no_result_row(name, outcome) for name, outcome in self.outcomes.items() if name not in self.results]
         results = list(self.results.values())
         comparisons = self.family.comparisons if "family" in self.__dict__ else []
-        lines = [*summary_lines(rows), *interval_lines(results), *slice_lines(results), *export_lines(results)]
+        lines = [*summary_lines(rows), *interval_lines(results), *spread_lines(results), *slice_lines(results)]
+        lines += export_lines(results)
         return [*lines, *gate_lines(comparisons, self.late_failures)] if rows else []
 
     # ------------------------------------------------------------------ the session's end

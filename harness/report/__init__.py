@@ -19,6 +19,7 @@ from harness.report.terminal import (
     no_result_row,
     rows_for,
     slice_lines,
+    spread_lines,
     summary_lines,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "rows_for",
     "safe_name",
     "slice_lines",
+    "spread_lines",
     "summary_lines",
     "training_curves",
     "write_index",

@@ -205,6 +205,19 @@ def interval_lines(results: Sequence[ExperimentResult]) -> list[str]:
     return [f"95% intervals of {r.name}: {interval_text(r)}" for r in results if r.phases]
 
 
+def spread_lines(results: Sequence[ExperimentResult]) -> list[str]:
+    """One line per experiment run under several seeds (`--repeats`): each accuracy's spread."""
+    return [
+        f"spread of {r.name} over seeds {', '.join(map(str, next(iter(r.spread.values()))['seeds']))}: "
+        + ", ".join(
+            f"{'val' if metric == 'val_accuracy' else 'test'} mean {s['mean']:.3f} std {s['std']:.3f} min {s['min']:.3f}"
+            for metric, s in r.spread.items()
+        )
+        for r in results
+        if r.spread
+    ]
+
+
 def gate_lines(comparisons: Sequence[Comparison], late: Sequence[Comparison] = ()) -> list[str]:
     """One line per paired gate comparison (b, c, p-value, Holm's alpha, verdict), then one per
     comparison rejected only once every p-value was known, which fails the session."""

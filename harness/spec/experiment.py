@@ -46,7 +46,7 @@ class Experiment:
     location: SourceLocation | None = None
     # The keyword arguments of a `@parametrize` combination that built it (name -> value).
     params: tuple[tuple[str, Any], ...] = ()
-    tolerance: float | None = None
+    tolerance: float | str | None = None  # a drop, or "measured": from the baseline's recorded spread
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -86,7 +86,7 @@ def experiment(
     expect: Sequence[Expectation] = (),
     seed: int = 0,
     marks: Sequence[str] = (),
-    tolerance: float | None = None,
+    tolerance: float | str | None = None,
 ) -> Experiment:
     """Declares one experiment; pytest collects it as a test item named `name`.
 
@@ -103,7 +103,9 @@ def experiment(
             [0, 2**32). Defaults to 0.
         marks: A list of pytest marker names added to the item (`-m` selects on them). Defaults to none.
         tolerance: The largest accepted drop in validation or test accuracy against the
-            recorded baseline (absolute, e.g. 0.02). Defaults to None: `--tolerance`.
+            recorded baseline (absolute, e.g. 0.02), or "measured": what the baseline's spread
+            over seeds allows (recorded with `--update-baselines --repeats N`; the README says
+            how). Defaults to None: `--tolerance`.
     """
     location = _caller_location()
     _check(
@@ -158,9 +160,10 @@ def experiment(
         _check(isinstance(m, str) and m.isidentifier(), "experiment.marks", "must be marker names (identifiers)", m)
     if tolerance is not None:
         _check(
-            isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 <= tolerance <= 1,
+            tolerance == "measured"
+            or (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 <= tolerance <= 1),
             "experiment.tolerance",
-            "must be a number in [0, 1]",
+            'must be a number in [0, 1] or "measured"',
             tolerance,
         )
     _check_class_weights(dataset, phases)
@@ -185,7 +188,7 @@ def experiment(
             seed=seed,
             marks=marks,
             location=location,
-            tolerance=None if tolerance is None else float(tolerance),
+            tolerance=tolerance if tolerance in (None, "measured") else float(tolerance),
         )
     )
 
