@@ -21,7 +21,7 @@ import pytest
 from harness import spec
 from harness.errors import HarnessFailure
 from harness.paths import relative_to_root
-from harness.report.junit import properties
+from harness.report.junit import gate_properties, properties
 from harness.results import ExperimentResult
 from harness.session import Session
 
@@ -175,8 +175,7 @@ class ExperimentItem(pytest.Item):
     def runtest(self) -> None:
         session = Session.of(self.config)
         result = session.run(self.experiment, self.nodeid)
-        for key, value in properties(result):
-            self.user_properties.append((key, value))
+        self.user_properties += [*properties(result), *gate_properties(session.comparisons(result.name))]
         if result.failures:
             raise HarnessFailure(_failure_text(self.experiment, result))
 

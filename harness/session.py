@@ -233,6 +233,10 @@ class Session:
         planned = gate.planned(self.baselines(), self.selected)
         return gate.Family(alpha=self.config.getoption("gate_alpha"), expected=planned)
 
+    def comparisons(self, name: str) -> list[gate.Comparison]:
+        """Experiment `name`'s gated comparisons so far (none while baselines are recorded)."""
+        return [c for c in self.family.comparisons if c.experiment == name] if "family" in self.__dict__ else []
+
     def finish_gate(self) -> None:
         """Decides the paired comparisons again with every p-value known; any rejected only now
         fail the session (`late_failures`)."""
@@ -311,6 +315,7 @@ class Session:
             slice_lines,
             spread_lines,
             summary_lines,
+            unpredicted_lines,
         )
 
         rows = [row for result, outcome, baseline in self.report_items() for row in rows_for(result, outcome, baseline)]
@@ -318,7 +323,7 @@ class Session:
         results = list(self.results.values())
         comparisons = self.family.comparisons if "family" in self.__dict__ else []
         lines = [*summary_lines(rows), *interval_lines(results), *spread_lines(results), *slice_lines(results)]
-        lines += export_lines(results)
+        lines += [*unpredicted_lines(results), *export_lines(results)]
         return [*lines, *gate_lines(comparisons, self.late_failures)] if rows else []
 
     # ------------------------------------------------------------------ the session's end

@@ -39,7 +39,7 @@ INVARIANTS = [frozen_weights_unchanged(), trainable_weights_changed(), loss_decr
 
 experiment(
     name="elpv_binary_lite0",
-    dataset=tfds_dataset("elpv", label_key="defective", image_size=IMAGE_SIZE, test_split="test"),
+    dataset=tfds_dataset("elpv", label_key="defective", image_size=IMAGE_SIZE, test_split="test", slices="cell_type"),
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
@@ -61,7 +61,7 @@ experiment(
 
 experiment(
     name="elpv_binary_scratch",
-    dataset=tfds_dataset("elpv", label_key="defective", image_size=IMAGE_SIZE, test_split="test"),
+    dataset=tfds_dataset("elpv", label_key="defective", image_size=IMAGE_SIZE, test_split="test", slices="cell_type"),
     backbone=efficientnet_lite0(weights=None),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,
@@ -71,7 +71,7 @@ experiment(
 
 experiment(
     name="elpv_severity_lite0",
-    dataset=tfds_dataset("elpv", label_key="label", image_size=IMAGE_SIZE, test_split="test"),
+    dataset=tfds_dataset("elpv", label_key="label", image_size=IMAGE_SIZE, test_split="test", slices="cell_type"),
     backbone=efficientnet_lite0(weights="imagenet"),
     head=classifier_head(dropout_rate=0.2),
     phases=PHASES,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from harness import baselines, checks, environment, invariants, spec
+from harness.report import unpredicted_lines
 from harness.results import ExperimentResult, PhaseResult, Predictions, Run
 from harness.stats import macro_f1, per_class
 
@@ -166,4 +167,10 @@ def test_a_drop_against_a_baseline_from_another_machine_says_so() -> None:
             "The baseline was recorded in another environment (cpu: 'Intel Xeon' recorded, 'AMD EPYC' now). "
             "To accept the new values into specs/baselines.json, run: pytest x --update-baselines"
         ),
+    ]
+
+
+def test_a_class_never_predicted_is_named_in_the_summary() -> None:
+    assert unpredicted_lines([SEVERITY, _result([0, 1], [0, 1], ["a", "b"])]) == [
+        "never predicted by exp on the test split: severe (1 examples)"
     ]

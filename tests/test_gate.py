@@ -155,9 +155,12 @@ def test_recorded_predictions_gate_the_next_run_example_by_example(spec_pytester
     assert set(entry["predictions"]) == {"validation", "test"}
     assert entry["predictions"]["test"]["n"] == 32 and entry["predictions"]["test"]["examples"].startswith("blake2b:")
 
-    result = spec_pytester.runpytest_inprocess("--metrics-json", "metrics.json")
+    result = spec_pytester.runpytest_inprocess("--metrics-json", "metrics.json", "--junitxml", "report.xml")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["paired gate of gated test_accuracy: * n=32, b=0 c=0 p=1 alpha=0.05: pass"])
+    junit = (spec_pytester.path / "report.xml").read_text()
+    for shown in ('"gate.test_accuracy.verdict" value="pass"', '"gate.test_accuracy.discordant" value="[0, 0]"'):
+        assert f"name={shown}" in junit
     shown = json.loads((spec_pytester.path / "metrics.json").read_text())
     assert shown["gate_alpha"] == 0.05  # two comparisons with p = 1: Holm's levels 0.05/2, then 0.05/1
     assert shown["experiments"]["gated"]["gate"]["val_accuracy"]["alpha"] == 0.025
@@ -228,3 +231,25 @@ def test_gate_options_are_validated(spec_pytester: pytest.Pytester, option: str)
     spec_pytester.makepyfile(**{"specs/tiny": _gated_spec()})
     result = spec_pytester.runpytest_inprocess(option, "1.5")
     result.stderr.fnmatch_lines([f"ERROR: {option} must be a number in [[]0, 1], such as *. Received: 1.5"])
+
+
+def test_a_rejection_only_at_the_sessions_end_fails_the_session(
+    spec_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec_pytester.makepyfile(**{"specs/tiny": _gated_spec()})
+    spec_pytester.runpytest_inprocess("--update-baselines").assert_outcomes(passed=1)
+
+    def finish(family: gate.Family) -> list[gate.Comparison]:
+        late = family.comparisons[-1]
+        late.rejected, late.min_effect, late.obtained, late.decided = True, -1.0, late.baseline - 0.5, "at the end"
+        return [late]
+
+    monkeypatch.setattr(gate.Family, "finish", finish)
+    result = spec_pytester.runpytest_inprocess("--metrics-json", "metrics.json")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["FAILED at the session's end: paired gate of gated test_accuracy: the drop +0.5000 exceeds the tolerance *"]
+    )
+    verdict = json.loads((spec_pytester.path / "metrics.json").read_text())["experiments"]["gated"]["gate"]
+    assert verdict["test_accuracy"]["verdict"] == "fail" and verdict["test_accuracy"]["decided"] == "at the end"

@@ -10,6 +10,7 @@ from test_gate import TEST_DATA
 from tiny_specs import experiment_text, spec_file
 
 from harness import checks, repeats
+from harness.report import spread_lines
 from harness.results import Check, ExperimentResult, PhaseResult
 
 
@@ -128,3 +129,11 @@ def test_bad_repeats_and_tolerance_are_clear_errors(spec_pytester: pytest.Pytest
     )
     result = spec_pytester.runpytest_inprocess("--collect-only")
     result.stdout.fnmatch_lines(['*`experiment.tolerance` must be a number in [[]0, 1] or "measured"*Received: *wide*'])
+
+
+def test_spread_lines_show_mean_std_and_min() -> None:
+    first = _result(0, 0.8, 0.7)
+    checks.merge_repeats(first, [_result(1, 0.9, 0.8)])
+    assert spread_lines([first, _result(5, 0.5)]) == [
+        "spread of e over seeds 0, 1: val mean 0.850 std 0.071 min 0.800, test mean 0.750 std 0.071 min 0.700"
+    ]

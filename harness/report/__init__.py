@@ -21,6 +21,7 @@ from harness.report.terminal import (
     slice_lines,
     spread_lines,
     summary_lines,
+    unpredicted_lines,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "spread_lines",
     "summary_lines",
     "training_curves",
+    "unpredicted_lines",
     "write_index",
     "write_report",
     "write_tensorboard",

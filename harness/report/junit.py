@@ -1,13 +1,15 @@
-"""What an experiment adds to pytest's JUnit XML (`--junitxml`): its parameters and per-phase metrics.
+"""What an experiment adds to pytest's JUnit XML (`--junitxml`): its parameters, per-phase metrics
+and the regression gate's comparisons.
 
 Pure functions over `ExperimentResult`; the item appends them to `user_properties`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from harness.gate import Comparison
 from harness.results import ExperimentResult
 
 
@@ -31,3 +33,14 @@ def properties(result: ExperimentResult) -> Iterator[tuple[str, Any]]:
         yield f"export.{export.format}.max_abs_diff", float(f"{export.max_abs_diff:.3g}")
         yield f"export.{export.format}.argmax_agreement", round(export.argmax_agreement, 4)
         yield f"export.{export.format}.accuracy", round(export.accuracy, 4)
+
+
+def gate_properties(comparisons: Iterable[Comparison]) -> Iterator[tuple[str, Any]]:
+    """`gate.<metric>.<figure>` per gated accuracy of one experiment, as decided at its check."""
+    for c in comparisons:
+        yield f"gate.{c.metric}.verdict", c.verdict
+        yield f"gate.{c.metric}.paired", c.paired
+        if c.paired:
+            yield f"gate.{c.metric}.discordant", str([c.b, c.c])
+            yield f"gate.{c.metric}.p_value", float(f"{c.p_value:.4g}")
+            yield f"gate.{c.metric}.alpha", float(f"{c.alpha:.4g}")

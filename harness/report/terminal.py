@@ -254,3 +254,14 @@ def slice_text(result: ExperimentResult) -> str:
 def slice_lines(results: Sequence[ExperimentResult]) -> list[str]:
     """One line per experiment with slice metrics: its final accuracy per slice value (see `slice_text`)."""
     return [f"accuracy by {r.slice_feature} of {r.name}: {slice_text(r)}" for r in results if r.slice_metrics]
+
+
+def unpredicted_lines(results: Sequence[ExperimentResult]) -> list[str]:
+    """One line per experiment and split with a class the final model never predicts (its support)."""
+    return [
+        f"never predicted by {r.name} on the {split} split: "
+        + ", ".join(f"{name} ({int(c['support'])} examples)" for name, c in classes.items() if not c["predicted"])
+        for r in results
+        for split, classes in r.class_metrics.items()
+        if any(not c["predicted"] and c["support"] for c in classes.values())
+    ]
