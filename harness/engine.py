@@ -79,6 +79,7 @@ def run(experiment: spec.Experiment, options: RunOptions) -> Run:
         split_sizes=data.sizes,
         class_names=data.class_names,
         params=plain_params(experiment.params),
+        skipped_files=data.skipped_files,
     )
     runner = _PhaseRunner(experiment, built, data, options, seed)
     for phase in experiment.phases:

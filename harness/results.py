@@ -113,6 +113,9 @@ class ExperimentResult:
     export_dir: str | None = None  # where `--export-dir` published the exports, once published
     # With `--repeats N`: per accuracy, its spread over the N seeds (`harness.repeats.spread`).
     spread: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What `image_folder(bad_files="skip")` left out, per folder ("path", "test_path"): count and
+    # `files` (path relative to the folder -> why it does not decode); {} for other data sets.
+    skipped_files: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> PhaseResult:

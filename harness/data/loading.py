@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from harness import spec
+from harness.data import folder
+from harness.data.errors import DataError
 from harness.spec.datasets import DEFAULT_IMAGE_KEY, DEFAULT_LABEL_KEY, slice_feature
 from harness.spec.vocabulary import SPLITS
 
@@ -30,7 +32,8 @@ class LoadedData:
     `dataset` is the spec's data set as loaded: for TFDS, with the image and label keys resolved
     (the builder's `supervised_keys` where the spec leaves them None). `slices` holds, per held-out
     split ("validation", "test"), the value of the `slice_feature` of every example as a string,
-    in the split's order; empty when the data set declares no slices.
+    in the split's order; empty when the data set declares no slices. `skipped_files` is what
+    `image_folder(bad_files="skip")` left out, per folder (`harness.data.folder.load_folder`).
     """
 
     train: tf.data.Dataset
@@ -42,6 +45,7 @@ class LoadedData:
     dataset: spec.Dataset
     slice_feature: str | None = None
     slices: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    skipped_files: dict[str, Any] = field(default_factory=dict)
     _digests: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def resolve(self, experiment: spec.Experiment) -> spec.Experiment:
@@ -76,17 +80,15 @@ class LoadedData:
         return self._digests[name]
 
 
-class DataError(RuntimeError):
-    """The data set could not be loaded as the spec declares it."""
-
-
 def load(dataset: spec.Dataset) -> LoadedData:
     """Loads every split of `dataset`, decoded and resized once, cached in memory."""
     slices: dict[str, list[str]] = {}
+    skipped_files: dict[str, Any] = {}
     if isinstance(dataset, spec.TfdsDataset):
         dataset, splits, num_classes, class_names, slices = _load_tfds(dataset)
     elif isinstance(dataset, spec.ImageFolder):
-        splits, num_classes, class_names = _load_folder(dataset)
+        splits, class_names, skipped_files = folder.load_folder(dataset)
+        num_classes = len(class_names)
     else:
         splits, num_classes, class_names = _load_arrays(dataset)
         slices = _array_slices(dataset, splits)
@@ -111,6 +113,7 @@ def load(dataset: spec.Dataset) -> LoadedData:
         dataset=dataset,
         slice_feature=slice_feature(dataset),
         slices=slices,
+        skipped_files=skipped_files,
     )
 
 
@@ -283,28 +286,6 @@ def _array_slices(dataset: spec.Arrays, splits: dict[str, Any]) -> dict[str, lis
 def _text(value: Any) -> str:
     """A slice value as reports and checks name it: text as it is, numbers as digits."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _load_folder(dataset: spec.ImageFolder) -> tuple[dict[str, Any], int, list[str]]:
-    import keras
-
-    common = {
-        "image_size": dataset.image_size,
-        "batch_size": None,
-        "color_mode": "rgb",
-        "label_mode": "int",
-        "shuffle": True,
-    }
-    train, validation = keras.utils.image_dataset_from_directory(
-        dataset.path, validation_split=dataset.validation_split, subset="both", seed=dataset.seed, **common
-    )
-    class_names = list(train.class_names)
-    test = None
-    if dataset.test_path is not None:
-        test = keras.utils.image_dataset_from_directory(
-            dataset.test_path, class_names=class_names, seed=dataset.seed, **common
-        )
-    return {"train": train, "validation": validation, "test": test}, len(class_names), class_names
 
 
 def _load_arrays(dataset: spec.Arrays) -> tuple[dict[str, Any], int, list[str]]:

@@ -18,14 +18,17 @@ from harness.spec.registry import _caller_dir
 from harness.spec.validators import (
     SpecError,
     _check,
+    _folder,
     _image_size,
     _is_number,
     _positive_int,
     _seed,
     _split,
+    class_folders,
     split_slices,
     splits_overlap,
 )
+from harness.spec.vocabulary import BAD_FILES
 
 # What `tfds_dataset` reads when the builder declares no `supervised_keys`.
 DEFAULT_IMAGE_KEY = "image"
@@ -70,13 +73,15 @@ class TfdsDataset:
 
 @dataclass(frozen=True)
 class ImageFolder:
-    """A folder of class sub-folders, read with `keras.utils.image_dataset_from_directory`."""
+    """A folder of class sub-folders, read as `image_dataset_from_directory` reads it, checked first
+    (`harness.data.folder`, which says why `bad_files` is no part of `identity`)."""
 
     path: str
     image_size: tuple[int, int]
     validation_split: float = 0.2
     test_path: str | None = None
     seed: int = 0
+    bad_files: str = "error"
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def slice_feature(dataset: Dataset) -> str | None:
 def num_classes(dataset: Dataset) -> int | None:
     """The number of classes where the spec alone tells it."""
     if isinstance(dataset, ImageFolder):
-        return sum(1 for p in Path(dataset.path).iterdir() if p.is_dir())
+        return len(class_folders(dataset.path))
     if isinstance(dataset, Arrays):
         return dataset.num_classes
     return None
@@ -268,6 +273,7 @@ def image_folder(
     validation_split: float = 0.2,
     test_path: str | None = None,
     seed: int = 0,
+    bad_files: str = "error",
 ) -> ImageFolder:
     """A folder with one sub-folder of images per class, as `image_dataset_from_directory` reads.
 
@@ -281,6 +287,12 @@ def image_folder(
         test_path: A separate folder (same class sub-folders) used as the test split, outside
             `path`. Defaults to None (no test split).
         seed: Seed of the train/validation shuffle. Defaults to 0.
+        bad_files: Files that do not decode (found before training): "error" fails with them all;
+            "skip" leaves them out, with a warning and `skipped_files` in the metrics JSON.
+            Defaults to "error".
+
+    Empty class folders and classes of fewer than 5 images (or `1 / validation_split`) are errors;
+    names starting with "." are never read (`harness.data.folder`).
     """
     base = _caller_dir()
     resolved = _folder(path, "image_folder.path", base)
@@ -301,29 +313,18 @@ def image_folder(
         "must be a fraction in (0, 1)",
         validation_split,
     )
+    expected = (
+        "must be 'error' (files that do not decode fail the experiment) or 'skip' (they are left out, with a warning)"
+    )
+    _check(bad_files in BAD_FILES, "image_folder.bad_files", expected, bad_files)
     return ImageFolder(
         path=resolved,
         image_size=_image_size(image_size, "image_folder.image_size"),
         validation_split=float(validation_split),
         test_path=test,
         seed=_seed(seed, "image_folder.seed"),
+        bad_files=bad_files,
     )
-
-
-def _folder(path: Any, field: str, base: Path) -> str:
-    _check(isinstance(path, (str, Path)), field, "must be a path to a folder of class sub-folders", path)
-    resolved = (base / Path(path).expanduser()).resolve()
-    _check(
-        resolved.is_dir(), field, f"must be an existing folder of class sub-folders (looked in {resolved})", str(path)
-    )
-    classes = [p for p in resolved.iterdir() if p.is_dir()]
-    _check(
-        len(classes) >= 2,
-        field,
-        f"must hold at least two class sub-folders ({resolved} holds {len(classes)})",
-        str(path),
-    )
-    return str(resolved)
 
 
 def arrays(

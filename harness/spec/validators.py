@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # NumPy's seed range (`np.random.default_rng`, `keras.utils.set_random_seed`).
@@ -201,3 +202,24 @@ def splits_overlap(first: str, second: str) -> str | None:
             if _intervals_overlap(a, b):
                 return a.name
     return None
+
+
+def class_folders(path: str | Path) -> list[Path]:
+    """An image folder's class sub-folders, sorted: as in Keras, a name starting with "." is never a class."""
+    return sorted((p for p in Path(path).iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def _folder(path: Any, field: str, base: Path) -> str:
+    _check(isinstance(path, (str, Path)), field, "must be a path to a folder of class sub-folders", path)
+    resolved = (base / Path(path).expanduser()).resolve()
+    _check(
+        resolved.is_dir(), field, f"must be an existing folder of class sub-folders (looked in {resolved})", str(path)
+    )
+    classes = class_folders(resolved)
+    _check(
+        len(classes) >= 2,
+        field,
+        f"must hold at least two class sub-folders ({resolved} holds {len(classes)})",
+        str(path),
+    )
+    return str(resolved)

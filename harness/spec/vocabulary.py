@@ -26,3 +26,6 @@ MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 
 # The roles of a data set's splits, in the order they are loaded and reported.
 SPLITS = ("train", "validation", "test")
+
+# What `image_folder(bad_files=...)` does with files that do not decode as images (harness/data/folder.py).
+BAD_FILES = ("error", "skip")
