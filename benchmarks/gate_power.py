@@ -16,7 +16,10 @@ session with that one experiment gates it: both accuracies, by
   drops by more than the tolerance;
 - the paired gate (`harness.gate`): exact McNemar per accuracy, Holm across the two, failing
   when significantly worse and the drop exceeds the minimal effect, or when the drop exceeds
-  the tolerance.
+  the tolerance;
+- either with `tolerance="measured"`: from the spread of the baseline's run and the next four
+  unchanged runs (`harness.repeats.measured_tolerance`), as `--update-baselines --repeats 5`
+  records it; those runs are then not counted as later runs.
 
 False alarms are the fraction of unchanged pairs that fail; power is the fraction of pairs
 with a regression that fail, by regression (with its mean test-accuracy drop). The pairs share
@@ -36,9 +39,11 @@ import dataclasses
 import importlib.util
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "elpv_binary_lite0"
@@ -52,13 +57,18 @@ CONFIGS = {
     "40% labels corrupted": (10, 1e-3, 0.4),
 }
 # (name, paired, tolerance, min_effect): the gates compared; the harness's defaults are marked.
+# "measured": `experiment(tolerance="measured")` from a spread over SPREAD_SEEDS unchanged runs
+# (the baseline's and the next ones), never counting those runs as later runs.
 GATES = (
     ("tolerance 0.04 (old default)", False, 0.04, 0.0),
     ("tolerance 0.02", False, 0.02, 0.0),
+    ("tolerance measured", False, "measured", 0.0),
     ("paired, min effect 0 (test alone)", True, 1.0, 0.0),
     ("paired, min effect 0.01, tolerance 0.04 (default)", True, 0.04, 0.01),
     ("paired, min effect 0.02, tolerance 0.04", True, 0.04, 0.02),
+    ("paired, min effect 0.01, tolerance measured", True, "measured", 0.01),
 )
+SPREAD_SEEDS = 5
 ALPHA = 0.05
 
 
@@ -137,10 +147,26 @@ def accuracy(labels: list[int], predicted: list[int]) -> float:
     return sum(p == t for p, t in zip(predicted, labels, strict=True)) / len(labels)
 
 
-def fails(runs: dict, baseline: dict, later: dict, paired: bool, tolerance: float, min_effect: float) -> bool:
-    """Whether one session gating `later` against `baseline` (both accuracies) fails."""
+def spread_window(count: int, first: int) -> list[int]:
+    """The unchanged runs a baseline's spread is measured on: its own and the next ones (cyclically)."""
+    return [(first + k) % count for k in range(SPREAD_SEEDS)]
+
+
+def measured(runs: dict, first: int, split: str) -> float:
+    """`tolerance="measured"` for baseline run `first` on `split` (`harness.repeats.measured_tolerance`)."""
+    from harness import repeats
+
+    unchanged, labels = runs["configs"]["unchanged"], runs["splits"][split]["labels"]
+    values = [accuracy(labels, unchanged[i][split]) for i in spread_window(len(unchanged), first)]
+    spread = {"n": len(values), "mean": statistics.fmean(values), "std": statistics.stdev(values)}
+    return repeats.measured_tolerance(round(values[0], 4), spread)
+
+
+def fails(runs: dict, first: int, later: dict, paired: bool, tolerance: Any, min_effect: float) -> bool:
+    """Whether one session gating `later` against unchanged run `first` (both accuracies) fails."""
     from harness import gate
 
+    baseline = runs["configs"]["unchanged"][first]
     comparisons = []
     for metric, split in gate.SPLIT_OF.items():
         labels, examples = runs["splits"][split]["labels"], runs["splits"][split]["examples"]
@@ -156,7 +182,7 @@ def fails(runs: dict, baseline: dict, later: dict, paired: bool, tolerance: floa
                 observed,
                 accuracy(labels, later[split]),
                 len(labels),
-                tolerance=tolerance,
+                tolerance=measured(runs, first, split) if tolerance == "measured" else tolerance,
                 min_effect=min_effect,
             )
         )
@@ -173,16 +199,18 @@ def tables(runs: dict) -> tuple[float, float]:
     rows = []
     rates: dict[str, float] = {}
     for config, found in runs["configs"].items():
-        pairs = [
-            (b, later)
-            for i, b in enumerate(unchanged)
-            for j, later in enumerate(found)
-            if config != "unchanged" or i != j
-        ]
         drop = reference - sum(accuracy(test_labels, r["test"]) for r in found) / len(found)
         cells = [config, str(len(found)), f"{drop:+.4f}"]
         for name, paired, tolerance, min_effect in GATES:
-            rate = sum(fails(runs, b, later, paired, tolerance, min_effect) for b, later in pairs) / len(pairs)
+            # Never a run against itself; with a measured tolerance, never a run its spread was measured on.
+            used = (lambda i: spread_window(len(unchanged), i)) if tolerance == "measured" else (lambda i: [i])
+            pairs = [
+                (i, later)
+                for i in range(len(unchanged))
+                for j, later in enumerate(found)
+                if config != "unchanged" or j not in used(i)
+            ]
+            rate = sum(fails(runs, i, later, paired, tolerance, min_effect) for i, later in pairs) / len(pairs)
             cells.append(f"{rate:.1%}")
             if config == "unchanged":
                 rates[name] = rate
@@ -192,7 +220,7 @@ def tables(runs: dict) -> tuple[float, float]:
     print("|" + "|".join("---" for _ in header) + "|")
     for cells in rows:
         print("| " + " | ".join(cells) + " |")
-    return rates[GATES[0][0]], rates[GATES[3][0]]
+    return rates[GATES[0][0]], rates[GATES[4][0]]
 
 
 def main() -> None:

@@ -36,7 +36,9 @@ class Gate:
     environment: Mapping[str, str] | None = None  # this run's `harness.environment.fingerprint()`
     min_effect: float = paired.DEFAULT_MIN_EFFECT  # a significant drop fails when it is larger
     family: paired.Family | None = None  # the session's paired comparisons, Holm-corrected together
-    measured: bool = False  # `experiment(tolerance="measured")`: each accuracy's from the baseline's spread
+    # Each accuracy's tolerance from the baseline's recorded spread: "required" (`experiment(tolerance=
+    # "measured")`: a baseline without one fails), "if recorded" (no tolerance set), None (never).
+    measured: str | None = None
 
 
 def entry_for(
@@ -174,7 +176,8 @@ def compare(
         remedy = f"The baseline was recorded in another environment ({'; '.join(moved)}). {remedy}"
     gated = [m for m in METRICS if baseline.get(m) is not None and getattr(result.final, m) is not None]
     spread = baseline.get("spread", {})
-    if gate.measured and any(metric not in spread for metric in gated):
+    recorded_spread = all(metric in spread for metric in gated)
+    if gate.measured == "required" and not recorded_spread:
         checks.append(
             Check(
                 "baseline_tolerance",
@@ -186,6 +189,7 @@ def compare(
             )
         )
         return checks, []
+    measured = gate.measured is not None and recorded_spread
     comparisons = [
         paired.compare(
             result.name,
@@ -194,7 +198,7 @@ def compare(
             (observed or {}).get(paired.SPLIT_OF[metric]),
             getattr(result.final, metric),
             result.split_sizes[paired.SPLIT_OF[metric]],
-            tolerance=repeats.measured_tolerance(baseline[metric], spread[metric]) if gate.measured else gate.tolerance,
+            tolerance=repeats.measured_tolerance(baseline[metric], spread[metric]) if measured else gate.tolerance,
             min_effect=gate.min_effect,
         )
         for metric in gated

@@ -15,6 +15,7 @@ import pytest
 
 from harness import spec
 from harness.backbones.errors import WeightsFileError, WeightsMismatchError, WeightsUnavailableError
+from harness.data.errors import DataUnavailableError
 from harness.export import ExportError
 
 
@@ -26,7 +27,8 @@ class HarnessFailure(Exception):
 def reported(experiment: spec.Experiment) -> Iterator[None]:
     """Translates what running `experiment` raises into what its item reports.
 
-    - `WeightsUnavailableError` (offline, a weights package missing): the experiment is
+    - `WeightsUnavailableError` (offline, a weights package missing) and
+      `DataUnavailableError` (offline, a `keras_dataset`'s files missing): the experiment is
       skipped, with the reason;
     - `spec.SpecError` (found only when the spec runs, e.g. a custom backbone's freezing rule):
       a `HarnessFailure` naming the spec's line and "invalid spec";
@@ -42,7 +44,7 @@ def reported(experiment: spec.Experiment) -> Iterator[None]:
 
     try:
         yield
-    except WeightsUnavailableError as error:
+    except (WeightsUnavailableError, DataUnavailableError) as error:
         pytest.skip(f"{experiment.name}: {error}")
     except spec.SpecError as error:
         raise HarnessFailure(f"{experiment.location}: invalid spec: {error}") from None

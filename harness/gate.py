@@ -30,6 +30,10 @@ from typing import Any
 from harness import stats
 
 DEFAULT_ALPHA = 0.05
+# The fixed tolerance where neither the spec, --tolerance nor a recorded spread sets one: the
+# shipped specs' accuracy moved by up to 0.025 between seeds 0 and 1, and by up to 0.033 before the
+# frozen pass ran on LiteRT (benchmarks/README.md, "Seeds and the gate's tolerance").
+DEFAULT_TOLERANCE = 0.04
 # The smallest drop a significant result must also show to fail (see the README's gate tables).
 DEFAULT_MIN_EFFECT = 0.01
 SPLIT_OF = {"val_accuracy": "validation", "test_accuracy": "test"}

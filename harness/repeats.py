@@ -6,7 +6,7 @@ must hold (`harness.checks.merge_repeats` adds a check another seed fails to the
 `<check>[seed=K]`). `spread`
 gives, per accuracy, the seeds, the values, their mean, sample standard deviation, minimum and
 maximum; `--update-baselines` records it with the baseline, where `experiment(tolerance=
-"measured")` reads it (`measured_tolerance`).
+"measured")` reads it (`measured_tolerance`: the lower prediction bound of another seed's run).
 
 TensorFlow-free: it reads `harness.results`.
 """
@@ -21,9 +21,13 @@ from typing import Any
 from harness.results import ExperimentResult
 
 METRICS = ("val_accuracy", "test_accuracy")
-# A measured tolerance allows this many standard deviations of the spread (one-sided, about 2.3%
-# of a normal spread's runs fall further below its mean).
-MEASURED_SIGMAS = 2.0
+# Student's t quantiles t(0.975, df) for df = 1..30; past 30, the normal quantile.
+_T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+_Z_975 = 1.96
 
 
 def spread(results: Sequence[ExperimentResult]) -> dict[str, dict[str, Any]]:
@@ -51,9 +55,15 @@ def recorded(spread_of: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, 
 
 
 def measured_tolerance(value: float, spread_of: Mapping[str, Any]) -> float:
-    """The drop below a recorded `value` that its recorded spread allows: `MEASURED_SIGMAS`
-    standard deviations, and at least how far the lowest seed fell below `value`."""
-    return round(max(MEASURED_SIGMAS * float(spread_of["std"]), value - float(spread_of["min"]), 0.0), 4)
+    """The drop below a recorded `value` that its recorded spread allows.
+
+    A run of another seed is expected above the one-sided 97.5% lower prediction bound of a new
+    seed given the n measured ones: mean - t(0.975, n - 1) * std * sqrt(1 + 1/n) (Student's t,
+    as n seeds estimate the spread). The tolerance is how far that bound lies below `value`.
+    """
+    n, mean, std = int(spread_of["n"]), float(spread_of["mean"]), float(spread_of["std"])
+    t = _T_975[n - 2] if n - 1 <= len(_T_975) else _Z_975
+    return round(max(value - (mean - t * std * math.sqrt(1 + 1 / n)), 0.0), 4)
 
 
 def spread_problem(spread_of: Any) -> str | None:

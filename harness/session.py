@@ -213,12 +213,14 @@ class Session:
         """The regression gate of `experiment`; None while baselines are being recorded."""
         if self.updating_baselines:
             return None
-        measured = experiment.tolerance == "measured"
-        tolerance = (
-            self.config.getoption("tolerance") if experiment.tolerance is None or measured else experiment.tolerance
-        )
+        # A spec's number, else its "measured", else --tolerance, else the spread recorded, else the default.
+        option = self.config.getoption("tolerance")
+        number = experiment.tolerance if isinstance(experiment.tolerance, float) else option
+        measured = "required" if experiment.tolerance == "measured" else None
+        if experiment.tolerance is None and option is None:
+            measured = "if recorded"
         return baselines.Gate(
-            tolerance=float(tolerance),
+            tolerance=gate.DEFAULT_TOLERANCE if number is None else float(number),
             measured=measured,
             update_command=f"pytest '{self.command_target(nodeid)}' --update-baselines",
             file=self.shown(self.baseline_path),

@@ -46,9 +46,11 @@ def test_other_seeds_failures_are_named_by_seed() -> None:
 @pytest.mark.parametrize(
     ("value", "spread", "tolerance"),
     [
-        (0.86, {"std": 0.01, "min": 0.85}, 0.02),  # two standard deviations
-        (0.86, {"std": 0.005, "min": 0.83}, 0.03),  # at least as far as the lowest seed fell
-        (0.80, {"std": 0.0, "min": 0.85}, 0.0),
+        # mean - t(0.975, 4) * std * sqrt(1 + 1/5) = 0.85 - 2.776 * 0.01 * 1.0954 = 0.8196
+        (0.86, {"n": 5, "mean": 0.85, "std": 0.01}, 0.0404),
+        (0.80, {"n": 2, "mean": 0.80, "std": 0.0}, 0.0),
+        (0.70, {"n": 3, "mean": 0.90, "std": 0.01}, 0.0),  # a recorded value far below the bound
+        (0.90, {"n": 40, "mean": 0.90, "std": 0.01}, 0.0198),  # past 30 seeds, the normal quantile
     ],
 )
 def test_measured_tolerance(value: float, spread: dict[str, float], tolerance: float) -> None:
@@ -110,10 +112,11 @@ def test_measured_tolerance_needs_a_recorded_spread(spec_pytester: pytest.Pytest
     # A drop beyond the measured tolerance fails with it as the tolerance.
     entries = read_entries(spec_pytester)
     entry, spread = entries["gated"], entries["gated"]["spread"]["val_accuracy"]
-    entry.pop("predictions")
-    entry["val_accuracy"] = spread["min"] = round(entry["val_accuracy"] + 2 * spread["std"] + 0.05, 4)
+    entry.pop("predictions")  # compared by the tolerance alone
+    entry["val_accuracy"] = spread["mean"] = round(entry["val_accuracy"] + 0.1, 4)
+    spread["std"] = 0.01
     tolerance = repeats.measured_tolerance(entry["val_accuracy"], spread)
-    assert tolerance == round(2 * spread["std"], 4)
+    assert tolerance == pytest.approx(4.303 * 0.01 * (4 / 3) ** 0.5, abs=1e-4)  # t(0.975, 2), 3 seeds
     write_baselines(spec_pytester, entries)
     result = spec_pytester.runpytest_inprocess()
     result.assert_outcomes(failed=1)
@@ -137,3 +140,18 @@ def test_spread_lines_show_mean_std_and_min() -> None:
     assert spread_lines([first, _result(5, 0.5)]) == [
         "spread of e over seeds 0, 1: val mean 0.850 std 0.071 min 0.800, test mean 0.750 std 0.071 min 0.700"
     ]
+
+
+def test_a_recorded_spread_sets_the_tolerance_unless_one_is_given(spec_pytester: pytest.Pytester) -> None:
+    spec_pytester.makepyfile(**{"specs/tiny": spec_file(experiment_text("gated", data="noise_data", expect=""))})
+    spec_pytester.runpytest_inprocess("--update-baselines", "--repeats", "2").assert_outcomes(passed=1)
+    entries = read_entries(spec_pytester)
+    entry, spread = entries["gated"], entries["gated"]["spread"]["val_accuracy"]
+    entry.pop("predictions")
+    entry["val_accuracy"] = spread["mean"] = round(entry["val_accuracy"] + 0.03, 4)  # within 0.04
+    spread["std"] = 0.0  # a spread that allows no drop at all
+    write_baselines(spec_pytester, entries)
+    result = spec_pytester.runpytest_inprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  baseline_val_accuracy: *expected at most 0.0000 below the baseline *"])
+    spec_pytester.runpytest_inprocess("--tolerance", "0.04").assert_outcomes(passed=1)  # given: it wins

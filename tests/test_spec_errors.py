@@ -454,7 +454,7 @@ CASES = [
     pytest.param(
         lambda: lite0_experiment(dataset="elpv"),
         [
-            "`experiment.dataset` must be built with tfds_dataset(...), image_folder(...) or arrays(...)",
+            "`experiment.dataset` must be built with tfds_dataset(...), keras_dataset(...), image_folder(...) or arrays(...)",
             "Received: dataset='elpv'",
         ],
         id="dataset-a-string",

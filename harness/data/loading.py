@@ -1,4 +1,4 @@
-"""Turns a data-set spec into decoded, resized, in-memory `tf.data` splits.
+"""Turns a data-set spec into decoded, resized, in-memory `tf.data` splits (Keras's own: `keras_datasets`).
 
 Every split yields `(image, label)` with `image` float32 RGB in 0..255 at the spec's size (gray
 images are expanded to three channels) and `label` int32. Decoding and resizing happen once:
@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness import spec
-from harness.data import folder
+from harness.data import folder, keras_datasets
 from harness.data.errors import DataError
 from harness.spec.datasets import DEFAULT_IMAGE_KEY, DEFAULT_LABEL_KEY, slice_feature
 from harness.spec.vocabulary import SPLITS
@@ -89,6 +89,8 @@ def load(dataset: spec.Dataset) -> LoadedData:
     elif isinstance(dataset, spec.ImageFolder):
         splits, class_names, skipped_files = folder.load_folder(dataset)
         num_classes = len(class_names)
+    elif isinstance(dataset, spec.KerasDataset):
+        splits, num_classes, class_names = keras_datasets.load_keras(dataset)
     else:
         splits, num_classes, class_names = _load_arrays(dataset)
         slices = _array_slices(dataset, splits)
@@ -146,6 +148,8 @@ def describe(dataset: spec.Dataset) -> str:
         return f"TFDS data set {dataset.name!r}{label}"
     if isinstance(dataset, spec.ImageFolder):
         return f"image folder {dataset.path!r}"
+    if isinstance(dataset, spec.KerasDataset):
+        return f"Keras data set {dataset.name!r}"
     return f"in-memory arrays {dataset.cache_key!r}" if dataset.cache_key else "in-memory arrays"
 
 
@@ -307,4 +311,10 @@ def _load_arrays(dataset: spec.Arrays) -> tuple[dict[str, Any], int, list[str]]:
         if dataset.num_classes is None:
             num_classes = max(num_classes, int(labels.max()) + 1)
         splits[role] = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
-    return splits, num_classes, [str(i) for i in range(num_classes)]
+    names = dataset.class_names
+    if names is not None and num_classes > len(names):
+        raise DataError(
+            f"`arrays(class_names=...)` must name every class: the labels run to {num_classes - 1}, "
+            f"{len(names)} names are given. Received: class_names={list(names)!r}"
+        )
+    return splits, len(names) if names else num_classes, list(names) if names else [str(i) for i in range(num_classes)]

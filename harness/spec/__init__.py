@@ -7,7 +7,7 @@ file and line. One module per concern:
 
 - `validators`: `SpecError`, `SourceLocation`, the argument validators, TFDS split parsing;
 - `vocabulary`: the accepted names (optimizers, frozen runtimes, monitors, split roles);
-- `datasets`: `tfds_dataset`, `image_folder`, `arrays`;
+- `datasets`: `tfds_dataset`, `image_folder`, `arrays`; `keras_datasets`: `keras_dataset`;
 - `backbones`: `backbone`, `efficientnet_lite0`, `custom_backbone`, `classifier_head`;
 - `phases`: `feature_extraction`, `fine_tune`, `augment` (checked against `augment_layers`),
   `dihedral`; `callbacks`: `early_stopping`, `reduce_lr_on_plateau`;
@@ -54,6 +54,7 @@ from harness.spec.expectations import (
     trainable_weights_changed,
 )
 from harness.spec.experiment import Experiment, experiment
+from harness.spec.keras_datasets import KERAS_DATASETS, KerasDataset, keras_dataset
 from harness.spec.parametrize import Parametrization, expand, parametrize
 from harness.spec.phases import (
     AUGMENTATIONS,
@@ -86,6 +87,7 @@ __all__ = [
     "FEATURE_EXTRACTION",
     "FINE_TUNE",
     "FROZEN_RUNTIMES",
+    "KERAS_DATASETS",
     "MONITORS",
     "OPTIMIZERS",
     "SPLITS",
@@ -104,6 +106,7 @@ __all__ = [
     "ExportMatches",
     "FrozenWeightsUnchanged",
     "ImageFolder",
+    "KerasDataset",
     "LossDecreases",
     "MacroF1Floor",
     "MinAccuracy",
@@ -134,6 +137,7 @@ __all__ = [
     "frozen_weights_unchanged",
     "image_folder",
     "keras_application",
+    "keras_dataset",
     "loss_decreases",
     "min_macro_f1",
     "min_precision",

@@ -1,4 +1,4 @@
-"""Data sets: TFDS by name, a folder of class sub-folders, in-memory arrays.
+"""Data sets: TFDS by name, a folder of class sub-folders, in-memory arrays (Keras's own: `keras_datasets`).
 
 Held-out data must be held out: overlapping split strings and a test folder inside the training
 folder are refused here; examples shared by two splits are found before training
@@ -14,18 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.spec.keras_datasets import KerasDataset
 from harness.spec.registry import _caller_dir
 from harness.spec.validators import (
-    SpecError,
     _check,
+    _class_names,
     _folder,
+    _hold_out,
     _image_size,
     _is_number,
     _positive_int,
     _seed,
     _split,
     class_folders,
-    split_slices,
     splits_overlap,
 )
 from harness.spec.vocabulary import BAD_FILES
@@ -96,6 +97,7 @@ class Arrays:
     with images of shape (n, height, width, channels) in 0..255 and integer labels. `slices`, when
     given, maps "validation" (and "test") to one value per example of that split (or is a
     callable returning that mapping); the values slice the accuracies, as feature "slice".
+    `class_names` (one per class) name the classes in reports; no part of `identity`.
     """
 
     data: Mapping[str, tuple[Any, Any]] | Callable[[], Mapping[str, tuple[Any, Any]]]
@@ -103,13 +105,14 @@ class Arrays:
     num_classes: int | None = None
     cache_key: str | None = None
     slices: Mapping[str, Sequence[Any]] | Callable[[], Mapping[str, Sequence[Any]]] | None = None
+    class_names: tuple[str, ...] | None = None
 
     @property
     def identity(self) -> dict[str, Any]:
         return {"source": "arrays", "cache_key": self.cache_key}
 
 
-Dataset = TfdsDataset | ImageFolder | Arrays
+Dataset = TfdsDataset | ImageFolder | Arrays | KerasDataset
 
 
 def has_test_split(dataset: Dataset) -> bool | None:
@@ -118,6 +121,8 @@ def has_test_split(dataset: Dataset) -> bool | None:
         return dataset.test_split is not None
     if isinstance(dataset, ImageFolder):
         return dataset.test_path is not None
+    if isinstance(dataset, KerasDataset):
+        return True
     return "test" in dataset.data if isinstance(dataset.data, Mapping) else None
 
 
@@ -138,7 +143,9 @@ def num_classes(dataset: Dataset) -> int | None:
     if isinstance(dataset, ImageFolder):
         return len(class_folders(dataset.path))
     if isinstance(dataset, Arrays):
-        return dataset.num_classes
+        return dataset.num_classes or (len(dataset.class_names) if dataset.class_names else None)
+    if isinstance(dataset, KerasDataset):
+        return dataset.info.num_classes
     return None
 
 
@@ -236,36 +243,6 @@ def tfds_dataset(
     )
 
 
-def _hold_out(train_split: str, fraction: Any) -> tuple[str, str]:
-    """`train_split` and a held-out fraction of it as two TFDS slices ("train[:80%]", "train[80%:]")."""
-    field = "tfds_dataset.validation_split"
-    _check(
-        _is_number(fraction) and 0 < fraction < 1,
-        field,
-        "must be a TFDS split string or a fraction in (0, 1) of train_split",
-        fraction,
-    )
-    percent = round(fraction * 100, 6)
-    _check(
-        percent == int(percent),
-        field,
-        "must be a fraction in whole percents (TFDS slices in whole percents)",
-        fraction,
-        hint="Use for example 0.2, or a split string such as 'train[:15%]'.",
-    )
-    parts = split_slices(train_split)
-    if len(parts) != 1 or parts[0].unit != "all":
-        raise SpecError(
-            field,
-            "as a fraction needs an unsliced train_split such as 'train'",
-            fraction,
-            hint="Or give both as slices: train_split='train[:80%]', validation_split='train[80%:]'.",
-            shown=f"validation_split={fraction!r}, train_split={train_split!r}",
-        )
-    keep = 100 - int(percent)
-    return f"{train_split}[:{keep}%]", f"{train_split}[{keep}%:]"
-
-
 def image_folder(
     path: str,
     *,
@@ -334,6 +311,7 @@ def arrays(
     num_classes: int | None = None,
     cache_key: str | None = None,
     slices: Mapping[str, Sequence[Any]] | Callable[[], Mapping[str, Sequence[Any]]] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Arrays:
     """In-memory arrays (mostly for tests): `{"train": (x, y), "validation": (x, y), "test": ...}`.
 
@@ -341,13 +319,16 @@ def arrays(
         data: The mapping, or a zero-argument callable returning it (so importing the spec stays
             cheap).
         image_size: Images are resized to this.
-        num_classes: Number of classes. Defaults to None: `max(label) + 1` over all splits.
+        num_classes: Number of classes. Defaults to None: `len(class_names)` when given, else
+            `max(label) + 1` over all splits.
         cache_key: A name for these arrays in the feature cache. Defaults to None: features of
             these arrays are never cached on disk.
         slices: `{"validation": values, "test": values}`, one value per example of the split in
             order (strings or ints, shown as strings), or a zero-argument callable returning it:
             the accuracies per value, as feature "slice". Every held-out split of `data` needs its
             values. Defaults to None (no slices). Not part of the cache key.
+        class_names: The name of each class, label 0 first, as reports and `min_recall` name
+            them. Defaults to None: the labels as digits ("0", "1", ...).
     """
     if not callable(data):
         _check(
@@ -362,6 +343,7 @@ def arrays(
         _check(not unknown, "arrays.data", "must have only 'train', 'validation' and 'test' keys", sorted(data))
     if num_classes is not None:
         _positive_int(num_classes, "arrays.num_classes")
+    names = None if class_names is None else _class_names(class_names, "arrays.class_names", num_classes)
     _check(
         cache_key is None or (isinstance(cache_key, str) and cache_key != ""),
         "arrays.cache_key",
@@ -389,4 +371,5 @@ def arrays(
         num_classes=num_classes,
         cache_key=cache_key,
         slices=slices,
+        class_names=names,
     )

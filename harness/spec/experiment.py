@@ -28,6 +28,7 @@ from harness.spec.expectations import (
     field_name,
     reads_test_split,
 )
+from harness.spec.keras_datasets import KerasDataset
 from harness.spec.phases import Phase
 from harness.spec.registry import _caller_location, _register
 from harness.spec.validators import SourceLocation, SpecError, _check, _seed, _sequence
@@ -92,7 +93,7 @@ def experiment(
 
     Args:
         name: The test id (`-k` selects on it): letters, digits, `_`, `-`, `.`; unique in the session.
-        dataset: `tfds_dataset(...)`, `image_folder(...)` or `arrays(...)`.
+        dataset: `tfds_dataset(...)`, `keras_dataset(...)`, `image_folder(...)` or `arrays(...)`.
         backbone: `backbone(...)`, `efficientnet_lite0(...)` or `custom_backbone(...)`.
         phases: A list of `feature_extraction(...)` and/or `fine_tune(...)` phases, run in order.
         head: `classifier_head(...)`. Defaults to None: `classifier_head()`.
@@ -115,9 +116,9 @@ def experiment(
         name,
     )
     _check(
-        isinstance(dataset, (TfdsDataset, ImageFolder, Arrays)),
+        isinstance(dataset, (TfdsDataset, KerasDataset, ImageFolder, Arrays)),
         "experiment.dataset",
-        "must be built with tfds_dataset(...), image_folder(...) or arrays(...)",
+        "must be built with tfds_dataset(...), keras_dataset(...), image_folder(...) or arrays(...)",
         dataset,
     )
     _check(
@@ -208,6 +209,7 @@ _SLICES_FIX = {
     TfdsDataset: "Name the feature to slice by with tfds_dataset(slices=...), e.g. slices='cell_type'.",
     ImageFolder: "image_folder(...) has no slices: use tfds_dataset(slices=...) or arrays(slices=...).",
     Arrays: "Give one value per example with arrays(slices={'validation': [...], 'test': [...]}).",
+    KerasDataset: "keras_dataset(...) has no slices: use tfds_dataset(slices=...) or arrays(slices=...).",
 }
 
 

@@ -121,6 +121,22 @@ def _image_size(value: Any, field: str) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
+def _class_names(value: Any, field: str, num_classes: int | None) -> tuple[str, ...]:
+    """A list of distinct, non-empty class names, label 0 first; `num_classes` of them when that is given."""
+    ok = isinstance(value, (list, tuple)) and all(isinstance(n, str) and n.strip() for n in value)
+    _check(ok and len(value) >= 2, field, "must be a list of at least two non-empty strings, label 0 first", value)
+    repeated = sorted({n for n in value if list(value).count(n) > 1})
+    _check(not repeated, field, f"must name each class once: {', '.join(map(repr, repeated))} repeated", value)
+    if num_classes is not None:
+        _check(
+            len(value) == num_classes,
+            field,
+            f"must hold one name per class: num_classes={num_classes}, {len(value)} names",
+            value,
+        )
+    return tuple(value)
+
+
 # --------------------------------------------------------------------------- TFDS split strings
 
 _SLICE_BOUND = r"-?\d+%?"
@@ -202,6 +218,36 @@ def splits_overlap(first: str, second: str) -> str | None:
             if _intervals_overlap(a, b):
                 return a.name
     return None
+
+
+def _hold_out(train_split: str, fraction: Any) -> tuple[str, str]:
+    """`train_split` and a held-out fraction of it as two TFDS slices ("train[:80%]", "train[80%:]")."""
+    field = "tfds_dataset.validation_split"
+    _check(
+        _is_number(fraction) and 0 < fraction < 1,
+        field,
+        "must be a TFDS split string or a fraction in (0, 1) of train_split",
+        fraction,
+    )
+    percent = round(fraction * 100, 6)
+    _check(
+        percent == int(percent),
+        field,
+        "must be a fraction in whole percents (TFDS slices in whole percents)",
+        fraction,
+        hint="Use for example 0.2, or a split string such as 'train[:15%]'.",
+    )
+    parts = split_slices(train_split)
+    if len(parts) != 1 or parts[0].unit != "all":
+        raise SpecError(
+            field,
+            "as a fraction needs an unsliced train_split such as 'train'",
+            fraction,
+            hint="Or give both as slices: train_split='train[:80%]', validation_split='train[80%:]'.",
+            shown=f"validation_split={fraction!r}, train_split={train_split!r}",
+        )
+    keep = 100 - int(percent)
+    return f"{train_split}[:{keep}%]", f"{train_split}[{keep}%:]"
 
 
 def class_folders(path: str | Path) -> list[Path]:
