@@ -1,8 +1,11 @@
 """Turns a data-set spec into decoded, resized, in-memory `tf.data` splits (Keras's own: `keras_datasets`).
 
 Every split yields `(image, label)` with `image` float32 RGB in 0..255 at the spec's size (gray
-images are expanded to three channels) and `label` int32. Decoding and resizing happen once:
-the splits are cached in memory, so every epoch and every phase reads the cached tensors.
+images are expanded to three channels) and `label` int32. Decoding happens once: the decoded
+pixels are held in memory as their source gives them (a TFDS data set's uint8 at its own size,
+Keras's and in-memory arrays as they are), and each pass over a split converts them to float32
+and resizes them on the way. Memory is then the decoded data set's size (ELPV: 236 MB of uint8
+against 1.6 GB of float32 at 224x224), whatever the input size.
 """
 
 from __future__ import annotations
@@ -94,7 +97,12 @@ def load(dataset: spec.Dataset) -> LoadedData:
     else:
         splits, num_classes, class_names = _load_arrays(dataset)
         slices = _array_slices(dataset, splits)
-    prepared = {name: None if ds is None else _prepare(ds, dataset.image_size) for name, ds in splits.items()}
+    # Arrays and Keras's data sets are in memory already (`from_tensor_slices`); the others are cached once decoded.
+    in_memory = isinstance(dataset, (spec.Arrays, spec.KerasDataset))
+    prepared = {
+        name: None if ds is None else _prepare(ds if in_memory else ds.cache(), dataset.image_size)
+        for name, ds in splits.items()
+    }
     sizes = {name: _count(ds) for name, ds in prepared.items() if ds is not None}
     for name in ("train", "validation"):
         if sizes[name] == 0:
@@ -120,6 +128,8 @@ def load(dataset: spec.Dataset) -> LoadedData:
 
 
 def _prepare(ds: tf.data.Dataset, image_size: tuple[int, int]) -> tf.data.Dataset:
+    """`ds`'s images as float32 RGB at `image_size`, converted on every pass (`ds` holds them decoded)."""
+
     def convert(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.cast(image, tf.float32)
         if image.shape.rank == 2:
@@ -133,7 +143,7 @@ def _prepare(ds: tf.data.Dataset, image_size: tuple[int, int]) -> tf.data.Datase
         image = tf.ensure_shape(image, (*image_size, 3))
         return image, tf.cast(label, tf.int32)
 
-    return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+    return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _count(ds: tf.data.Dataset) -> int:
