@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from harness import batching, freezing, planning, spec, stats, symmetry
+from harness import batching, freezing, planning, spec, stats, symmetry, training_options
 from harness import model as model_lib
 from harness.cache import FeatureCache
 from harness.cached_inputs import CachedInputs
@@ -37,6 +37,7 @@ from harness.data import loading
 from harness.data.checks import check_data
 from harness.model import Built
 from harness.results import ExperimentResult, PhaseResult, Predictions, Run, WeightChanges, plain_params
+from harness.spec.schedules import phase_config
 
 
 @dataclass
@@ -150,6 +151,8 @@ class _PhaseRunner:
         self.built.head.trainable = True
         trainable_vars, frozen_vars = list(model.trainable_weights), list(model.non_trainable_weights)
         before = {v.path: np.array(v.numpy(), copy=True) for v in model.weights}
+        # Optimizer steps per epoch, for a schedule (needed to compile; as `symmetry.Draw.steps`).
+        self.steps = training_options.steps_per_epoch(self.data.sizes["train"], phase.batch_size)
 
         # Recompiling after every `trainable` change is not optional: Keras only picks the
         # change up at compile time.
@@ -199,12 +202,13 @@ class _PhaseRunner:
 
         if phase.backbone_learning_rate is not None:
             train_model = self._two_rates(train_model, phase)
+        callbacks = self._callbacks(phase)
         history = train_model.fit(
             train_ds,
             validation_data=val_ds,
             epochs=phase.epochs,
             steps_per_epoch=None if draw is None else draw.steps,
-            callbacks=self._callbacks(phase),
+            callbacks=callbacks,
             class_weight=self._class_weight(phase),
             shuffle=False,  # the input pipeline shuffles, seeded per experiment
             verbose=0,
@@ -241,6 +245,8 @@ class _PhaseRunner:
             cached_val_accuracy=cached_val,
             frozen_pass=frozen_pass,
             cache_reason=cache_reason,
+            best_epoch=training_options.kept_epoch(callbacks),
+            config=phase_config(phase),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -267,14 +273,14 @@ class _PhaseRunner:
     def _compile(self, model: keras.Model, phase: spec.Phase) -> None:
         model.compile(
             optimizer=self._optimizer(phase),
-            loss="sparse_categorical_crossentropy",
+            loss=training_options.loss(phase),
             metrics=["accuracy"],
             jit_compile=self.options.jit_compile,
         )
 
     def _optimizer(self, phase: spec.Phase, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
         rate = phase.learning_rate if learning_rate is None else learning_rate
-        return optimizer_class(phase.optimizer)(learning_rate=rate)
+        return training_options.optimizer(phase, rate, self.steps)
 
     def _two_rates(self, network: keras.Model, phase: spec.Phase) -> keras.Model:
         """`network` wrapped so that the backbone's variables train at `backbone_learning_rate`."""
@@ -288,7 +294,10 @@ class _PhaseRunner:
 
     def _callbacks(self, phase: spec.Phase) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = []
+        best = [training_options.BestEpoch(c) for c in phase.callbacks if isinstance(c, spec.CheckpointBest)]
         for declared in phase.callbacks:
+            if isinstance(declared, spec.CheckpointBest):
+                continue
             if isinstance(declared, spec.EarlyStopping):
                 callbacks.append(
                     keras.callbacks.EarlyStopping(
@@ -306,6 +315,9 @@ class _PhaseRunner:
                         min_lr=declared.min_lr,
                     )
                 )
+        callbacks += best  # after early stopping: its restore comes first, checkpoint_best's last
+        if phase.schedule is not None:
+            callbacks.append(training_options.LearningRateLog())
         if self.options.progress is not None:
             callbacks.append(_Progress(self.options.progress, self.experiment.name, phase))
         return callbacks
@@ -328,7 +340,7 @@ def _count(variables: list[Any]) -> int:
 
 
 class _Progress(keras.callbacks.Callback):
-    """One line per epoch: experiment, phase, epoch i/n, loss, accuracy, ETA."""
+    """One line per epoch: experiment, phase, epoch i/n, loss, accuracy, the rate under a schedule, ETA."""
 
     def __init__(self, write: Callable[[str], None], experiment: str, phase: spec.Phase):
         super().__init__()
@@ -343,6 +355,8 @@ class _Progress(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self.started
         eta = elapsed / done * (self.phase.epochs - done)
         metrics = " ".join(f"{k}={logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs)
+        if self.phase.schedule is not None and "learning_rate" in logs:
+            metrics += f" lr={logs['learning_rate']:.1e}"
         self.write(
             f"{self.experiment} {self.phase.name} epoch {done}/{self.phase.epochs} {metrics} "
             f"elapsed={elapsed:.1f}s eta={eta:.1f}s"

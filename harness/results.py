@@ -64,6 +64,12 @@ class PhaseResult:
     # Why the disk cache was not used or not written ("digest mismatch: ...", "wrong shape for 'train': ...",
     # "not stored: ..."); None when it worked as it should, or was not involved.
     cache_reason: str | None = None
+    # With `checkpoint_best(...)`: the epoch (1-based) whose weights the phase ended with; else None.
+    best_epoch: int | None = None
+    # The phase's declared training arguments (`harness.spec.schedules.phase_config`): optimizer,
+    # learning_rate, backbone_learning_rate, batch_size, schedule, label_smoothing, weight_decay,
+    # checkpoint_best.
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -154,7 +154,7 @@ def test_a_pth_for_a_keras_application_says_who_loads_it(tmp_path):
     message = spec_error(lambda: backbone("MobileNetV2", weights=str(path)))
 
     assert message == (
-        f"{KERAS} Only efficientnet_lite0 loads PyTorch checkpoints. Received: weights='{path}': a `.pth` file"
+        f"{KERAS} Only efficientnet_lite0, efficientnet_lite1 and efficientnet_lite2 load PyTorch checkpoints. Received: weights='{path}': a `.pth` file"
     )
 
 

@@ -1,4 +1,4 @@
-"""Backbones the harness can build: every `keras.applications` model and `efficientnet_lite0`.
+"""Backbones the harness can build: every `keras.applications` model and `efficientnet_lite0`, `1`, `2`.
 
 Importing this package does not import TensorFlow; `load_backbone` does, when called.
 """
@@ -30,7 +30,7 @@ def load_backbone(
     *,
     weights: str | os.PathLike[str] | None = "imagenet",
     include_top: bool = False,
-    input_shape: Sequence[int | None] = (224, 224, 3),
+    input_shape: Sequence[int | None] | None = None,
 ) -> keras.Model:
     """Builds a backbone that takes raw RGB pixels (0..255) and preprocesses them itself.
 
@@ -40,12 +40,15 @@ def load_backbone(
 
     Args:
         name: A name from `backbone_names()`: a `keras.applications` constructor such as
-            `"MobileNetV2"` or `"EfficientNetB0"`, or `"efficientnet_lite0"`.
+            `"MobileNetV2"` or `"EfficientNetB0"`, or `"efficientnet_lite0"`,
+            `"efficientnet_lite1"`, `"efficientnet_lite2"`.
         weights: `"imagenet"` for the pretrained weights, `None` for random initialisation,
             or the path to a weights file (`.weights.h5`, or the `.h5` file Keras downloads).
             Defaults to `"imagenet"`.
         include_top: Whether to keep the ImageNet classifier. Defaults to `False`.
-        input_shape: `(height, width, 3)`, channels last. Defaults to `(224, 224, 3)`.
+        input_shape: `(height, width, 3)`, channels last. Defaults to the backbone's own size,
+            `describe(name).default_size` (224 for most; 240 for `efficientnet_lite1`, 260 for
+            `efficientnet_lite2`, 299 for `InceptionV3`, ...).
 
     Returns:
         A `keras.Model` named `name`.
@@ -57,13 +60,13 @@ def load_backbone(
             message names the file and the directory to put it in.
     """
     info = describe(name)
+    if input_shape is None:
+        input_shape = (info.default_size, info.default_size, 3)
     if info.family == EFFICIENTNET_LITE:
-        from harness.backbones.efficientnet_lite import efficientnet_lite0
+        from harness.backbones.efficientnet_lite import BUILDERS
 
         height, width, channels = input_shape
-        return efficientnet_lite0(
-            include_top=include_top, weights=weights, input_shape=(height, width, int(channels or 0))
-        )
+        return BUILDERS[name](include_top=include_top, weights=weights, input_shape=(height, width, int(channels or 0)))
 
     from harness.backbones.keras_apps import build_keras_application
 

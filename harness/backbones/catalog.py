@@ -26,9 +26,10 @@ KERAS_APPLICATIONS_JSON = Path(__file__).with_name("keras_applications.json")
 KERAS_APPLICATION = "keras_application"
 EFFICIENTNET_LITE = "efficientnet_lite"
 
-# The harness's own EfficientNet-Lite0 (`harness.backbones.efficientnet_lite`); it takes raw
-# RGB 0..255 and normalises inside the model, so it has no `keras.applications` module.
-_EFFICIENTNET_LITE0 = "efficientnet_lite0"
+# The harness's own EfficientNet-Lite0, -Lite1 and -Lite2 (`harness.backbones.efficientnet_lite`,
+# their architecture in `harness.backbones.lite_architecture`); they take raw RGB 0..255 and
+# normalise inside the model, so they have no `keras.applications` module.
+_EFFICIENTNET_LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +40,7 @@ class BackboneInfo:
         name: The name accepted by `harness.load_backbone`, e.g. `"MobileNetV2"`.
         family: `"keras_application"` or `"efficientnet_lite"`.
         module: The `keras.applications` module whose `preprocess_input` the backbone applies
-            inside the model (e.g. `"mobilenet_v2"`); `None` for `efficientnet_lite0`.
+            inside the model (e.g. `"mobilenet_v2"`); `None` for the `efficientnet_lite` family.
         default_size: The input height and width the ImageNet weights were trained at.
         min_size: The smallest input height and width the architecture accepts.
         layer_names: The names of the backbone model's layers in model order, for
@@ -66,7 +67,7 @@ class UnknownBackboneError(ValueError):
 
 def backbone_names() -> list[str]:
     """Returns every backbone name the harness accepts, sorted case-insensitively."""
-    return sorted([*_keras_applications()["applications"], _EFFICIENTNET_LITE0], key=str.lower)
+    return sorted([*_keras_applications()["applications"], *_EFFICIENTNET_LITES], key=str.lower)
 
 
 def describe(name: str) -> BackboneInfo:
@@ -82,20 +83,8 @@ def describe(name: str) -> BackboneInfo:
         UnknownBackboneError: `name` is not a known backbone. The message suggests the
             closest names and lists the valid ones.
     """
-    if name == _EFFICIENTNET_LITE0:
-        # Imported here: the architecture's module is only needed for this one backbone.
-        from harness.backbones import lite0_architecture as lite0
-
-        return BackboneInfo(
-            name=name,
-            family=EFFICIENTNET_LITE,
-            module=None,
-            default_size=lite0.DEFAULT_SIZE,
-            min_size=lite0.MIN_SIZE,
-            layer_names=tuple(lite0.layer_names(include_top=False)),
-            batchnorm_layers=lite0.batchnorm_layer_names(),
-            weightless_layers=lite0.weightless_layer_names(),
-        )
+    if name in _EFFICIENTNET_LITES:
+        return _describe_efficientnet_lite(name)
     entry = _keras_applications()["applications"].get(name) if isinstance(name, str) else None
     if entry is None:
         raise UnknownBackboneError(_unknown_name_message(name))
@@ -169,6 +158,24 @@ def check_input_shape(
                 f"for backbone '{name}'. {received}"
             )
     return tuple(None if d is None else int(d) for d in input_shape)
+
+
+@functools.cache
+def _describe_efficientnet_lite(name: str) -> BackboneInfo:
+    # Imported here: the architecture's module is only needed for these backbones.
+    from harness.backbones import lite_architecture as lite
+
+    variant = lite.VARIANTS[name]
+    return BackboneInfo(
+        name=name,
+        family=EFFICIENTNET_LITE,
+        module=None,
+        default_size=variant.default_size,
+        min_size=lite.MIN_SIZE,
+        layer_names=tuple(lite.layer_names(include_top=False, variant=variant)),
+        batchnorm_layers=lite.batchnorm_layer_names(variant),
+        weightless_layers=lite.weightless_layer_names(variant),
+    )
 
 
 @functools.cache

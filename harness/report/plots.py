@@ -23,6 +23,9 @@ VALIDATION_COLOR = "#d62728"
 def training_curves(result: ExperimentResult, path: str | os.PathLike[str]) -> Path:
     """Plots loss and accuracy per epoch, train and validation, across all phases.
 
+    When a phase logged its learning rate (a phase with a `schedule`: `history["learning_rate"]`),
+    a third panel shows the rate at the end of each epoch, on a log scale.
+
     The phases share one epoch axis (1 to the total number of epochs run); dotted vertical lines
     mark where a phase ends and the phase names stand above their spans. The title holds the
     experiment name and its final validation and test accuracy.
@@ -41,9 +44,12 @@ def training_curves(result: ExperimentResult, path: str | os.PathLike[str]) -> P
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    figure = _figure(Figure, (10, 4.2))
-    loss_axes, accuracy_axes = figure.subplots(1, 2)
-    series: dict[str, list[float]] = {key: [] for key in ("loss", "val_loss", "accuracy", "val_accuracy")}
+    with_rate = any(phase.history.get("learning_rate") for phase in result.phases)
+    figure = _figure(Figure, (14, 4.2) if with_rate else (10, 4.2))
+    panels = list(figure.subplots(1, 3 if with_rate else 2))
+    loss_axes, accuracy_axes = panels[:2]
+    keys = ("loss", "val_loss", "accuracy", "val_accuracy") + (("learning_rate",) if with_rate else ())
+    series: dict[str, list[float]] = {key: [] for key in keys}
     spans = []  # (name, first epoch, last epoch), 1-based
     for phase in result.phases:
         count = _epochs_in(phase.history, phase.epochs_run)
@@ -68,6 +74,16 @@ def training_curves(result: ExperimentResult, path: str | os.PathLike[str]) -> P
         if epochs:
             axes.set_xlim(0.5, len(epochs) + 0.5)
         phase_labels.append(_mark_phases(axes, spans))
+    if with_rate:
+        rate_axes = panels[2]
+        rate_axes.plot(epochs, series["learning_rate"], color=TRAIN_COLOR, marker="o", markersize=3.5)
+        rate_axes.set_yscale("log")
+        rate_axes.set_xlabel("epoch (all phases)")
+        rate_axes.set_ylabel("learning rate (end of epoch)")
+        rate_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        rate_axes.grid(True, alpha=0.3)
+        rate_axes.set_xlim(0.5, len(epochs) + 0.5)
+        phase_labels.append(_mark_phases(rate_axes, spans))
     accuracy_axes.legend(loc="lower right", fontsize=9, framealpha=0.9)
     loss_axes.legend(loc="upper right", fontsize=9, framealpha=0.9)
 
@@ -77,7 +93,7 @@ def training_curves(result: ExperimentResult, path: str | os.PathLike[str]) -> P
         summary += f", test acc {final.test_accuracy:.3f}"
     figure.suptitle(f"{_wrap(result.name, 90)}\n{summary}", fontsize=11)
     figure.canvas.draw()  # lay out once, so that label extents are known
-    for axes, texts in zip((loss_axes, accuracy_axes), phase_labels, strict=False):
+    for axes, texts in zip(panels, phase_labels, strict=False):
         _arrange_phase_labels(figure, axes, texts)
     return _save(figure, path)
 

@@ -8,9 +8,11 @@ file and line. One module per concern:
 - `validators`: `SpecError`, `SourceLocation`, the argument validators, TFDS split parsing;
 - `vocabulary`: the accepted names (optimizers, frozen runtimes, monitors, split roles);
 - `datasets`: `tfds_dataset`, `image_folder`, `arrays`; `keras_datasets`: `keras_dataset`;
-- `backbones`: `backbone`, `efficientnet_lite0`, `custom_backbone`, `classifier_head`;
+- `backbones`: `backbone`, `efficientnet_lite0` (1, 2), `custom_backbone`, `classifier_head`;
 - `phases`: `feature_extraction`, `fine_tune`, `augment` (checked against `augment_layers`),
-  `dihedral`; `callbacks`: `early_stopping`, `reduce_lr_on_plateau`;
+  `dihedral`; `callbacks`: `early_stopping`, `reduce_lr_on_plateau`, `checkpoint_best`;
+- `schedules`: `cosine`, `one_cycle` and the checks of a phase's schedule, label smoothing and
+  weight decay;
 - `expectations`: what must hold after training;
 - `experiment`: `experiment(...)`, checked as a whole;
 - `parametrize`: `@parametrize` and its expansion;
@@ -24,9 +26,19 @@ from harness.spec.backbones import (
     classifier_head,
     custom_backbone,
     efficientnet_lite0,
+    efficientnet_lite1,
+    efficientnet_lite2,
     keras_application,
 )
-from harness.spec.callbacks import Callback, EarlyStopping, ReduceLROnPlateau, early_stopping, reduce_lr_on_plateau
+from harness.spec.callbacks import (
+    Callback,
+    CheckpointBest,
+    EarlyStopping,
+    ReduceLROnPlateau,
+    checkpoint_best,
+    early_stopping,
+    reduce_lr_on_plateau,
+)
 from harness.spec.datasets import Arrays, Dataset, ImageFolder, TfdsDataset, arrays, image_folder, tfds_dataset
 from harness.spec.expectations import (
     EXPECTATIONS,
@@ -68,6 +80,7 @@ from harness.spec.phases import (
     fine_tune,
 )
 from harness.spec.registry import collecting
+from harness.spec.schedules import Cosine, OneCycle, Schedule, cosine, one_cycle
 from harness.spec.validators import SourceLocation, SpecError
 from harness.spec.vocabulary import (
     EXPORT_FORMATS,
@@ -96,8 +109,10 @@ __all__ = [
     "Backbone",
     "Beats",
     "Callback",
+    "CheckpointBest",
     "ClassFloor",
     "ClassifierHead",
+    "Cosine",
     "Dataset",
     "Dihedral",
     "EarlyStopping",
@@ -110,9 +125,11 @@ __all__ = [
     "LossDecreases",
     "MacroF1Floor",
     "MinAccuracy",
+    "OneCycle",
     "Parametrization",
     "Phase",
     "ReduceLROnPlateau",
+    "Schedule",
     "SourceLocation",
     "SpecError",
     "TfdsDataset",
@@ -122,12 +139,16 @@ __all__ = [
     "augment",
     "backbone",
     "beats",
+    "checkpoint_best",
     "classifier_head",
     "collecting",
+    "cosine",
     "custom_backbone",
     "dihedral",
     "early_stopping",
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "expand",
     "experiment",
     "export_matches",
@@ -144,6 +165,7 @@ __all__ = [
     "min_recall",
     "min_test_accuracy",
     "min_val_accuracy",
+    "one_cycle",
     "parametrize",
     "reduce_lr_on_plateau",
     "tfds_dataset",

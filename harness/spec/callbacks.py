@@ -1,4 +1,4 @@
-"""Callbacks of a phase: `early_stopping` and `reduce_lr_on_plateau`, with Keras's meaning."""
+"""Callbacks of a phase: `early_stopping` and `reduce_lr_on_plateau`, with Keras's meaning, and `checkpoint_best`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,16 @@ class ReduceLROnPlateau:
     min_lr: float = 1e-7
 
 
-Callback = EarlyStopping | ReduceLROnPlateau
+@dataclass(frozen=True)
+class CheckpointBest:
+    monitor: str = "val_loss"
+    mode: str = "auto"
+
+
+Callback = EarlyStopping | ReduceLROnPlateau | CheckpointBest
+
+# `checkpoint_best(mode=...)`: as Keras's callbacks, "auto" is "max" for accuracies, else "min".
+CHECKPOINT_MODES = ("auto", "min", "max")
 
 
 def early_stopping(*, monitor: str = "val_loss", patience: int = 3, restore_best_weights: bool = True) -> EarlyStopping:
@@ -73,3 +82,21 @@ def reduce_lr_on_plateau(
     return ReduceLROnPlateau(
         monitor, float(factor), _non_negative_int(patience, "reduce_lr_on_plateau.patience"), float(min_lr)
     )
+
+
+def checkpoint_best(*, monitor: str = "val_loss", mode: str = "auto") -> CheckpointBest:
+    """The phase ends with the weights of its best epoch by `monitor` (kept in memory, no file).
+
+    After every epoch that improves on the best value so far (strictly, as Keras's
+    `min_delta=0`), the model's weights are copied; when training ends they are restored, so
+    every check and the next phase see the best epoch's weights. The result records that epoch
+    (`best_epoch`, 1-based). Unlike `early_stopping`, the phase runs all its epochs. It restores
+    after any `early_stopping(restore_best_weights=True)` of the same phase, so it has the last word.
+
+    Args:
+        monitor: "val_loss", "val_accuracy", "loss" or "accuracy". Defaults to "val_loss".
+        mode: "min", "max" or "auto" ("max" for accuracies, "min" for losses). Defaults to "auto".
+    """
+    _check(monitor in MONITORS, "checkpoint_best.monitor", f"must be one of {MONITORS}", monitor)
+    _check(mode in CHECKPOINT_MODES, "checkpoint_best.mode", f"must be one of {CHECKPOINT_MODES}", mode)
+    return CheckpointBest(monitor, mode)

@@ -9,7 +9,8 @@ from typing import Any
 
 from harness import freezing
 from harness.spec import augment_layers
-from harness.spec.callbacks import Callback, EarlyStopping, ReduceLROnPlateau
+from harness.spec.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
+from harness.spec.schedules import Schedule, training_knobs
 from harness.spec.validators import (
     SpecError,
     _bool,
@@ -101,6 +102,10 @@ class Phase:
     class_weight: str | tuple[tuple[int, float], ...] | None = None
     augmentation: tuple[Augmentation | Dihedral, ...] = ()
     callbacks: tuple[Callback, ...] = ()
+    # `harness.spec.schedules`: at these defaults the phase trains exactly as without them.
+    schedule: Schedule | None = None
+    label_smoothing: float = 0.0
+    weight_decay: float | None = None
 
     @property
     def views(self) -> tuple[int, ...]:
@@ -147,6 +152,7 @@ def _phase_common(
     class_weight: Any,
     augmentation: Sequence[Augmentation | Dihedral],
     callbacks: Sequence[Callback],
+    **knobs: Any,
 ) -> dict[str, Any]:
     name = kind if name is None else name
     _check(
@@ -179,9 +185,9 @@ def _phase_common(
     declared = _sequence(callbacks, f"{kind}.callbacks", "[early_stopping()]")
     for i, c in enumerate(declared):
         _check(
-            isinstance(c, (EarlyStopping, ReduceLROnPlateau)),
+            isinstance(c, (EarlyStopping, ReduceLROnPlateau, CheckpointBest)),
             f"{kind}.callbacks[{i}]",
-            "must be early_stopping(...) or reduce_lr_on_plateau(...)",
+            "must be early_stopping(...), reduce_lr_on_plateau(...) or checkpoint_best(...)",
             c,
         )
         if isinstance(c, ReduceLROnPlateau):
@@ -191,16 +197,18 @@ def _phase_common(
                 f"must be below the phase's learning_rate ({rate:g}), or the rate is never reduced",
                 c.min_lr,
             )
+    epochs = _positive_int(epochs, f"{kind}.epochs")
     return {
         "kind": kind,
         "name": name,
-        "epochs": _positive_int(epochs, f"{kind}.epochs"),
+        "epochs": epochs,
         "learning_rate": rate,
         "optimizer": optimizer,
         "batch_size": _positive_int(batch_size, f"{kind}.batch_size"),
         "class_weight": _class_weight(class_weight, kind),
         "augmentation": layers,
         "callbacks": declared,
+        **training_knobs(kind, epochs=epochs, learning_rate=rate, callbacks=declared, **knobs),
     }
 
 
@@ -214,6 +222,9 @@ def feature_extraction(
     augmentation: Sequence[Augmentation | Dihedral] = (),
     callbacks: Sequence[Callback] = (),
     name: str | None = None,
+    schedule: Schedule | None = None,
+    label_smoothing: float = 0.0,
+    weight_decay: float | None = None,
 ) -> Phase:
     """Phase 1: the whole backbone frozen (BatchNorm in inference mode), the new head trained.
 
@@ -226,8 +237,14 @@ def feature_extraction(
         augmentation: A list of `augment(...)` layers applied to training images, and/or
             `dihedral()` (flips and quarter turns that keep the phase on cached inputs).
             Defaults to none.
-        callbacks: A list of `early_stopping(...)`, `reduce_lr_on_plateau(...)`. Defaults to none.
+        callbacks: A list of `early_stopping(...)`, `reduce_lr_on_plateau(...)`,
+            `checkpoint_best(...)`. Defaults to none.
         name: Phase name in reports and `trainable_params`. Defaults to "feature_extraction".
+        schedule: None (a constant rate), `cosine(...)` or `one_cycle(...)`, per optimizer step,
+            peaking at `learning_rate`. Defaults to None.
+        label_smoothing: Label smoothing of the cross-entropy loss, in [0, 1). Defaults to 0.0.
+        weight_decay: The optimizer's (decoupled) `weight_decay`, >= 0. Defaults to None: the
+            optimizer's own default (none; 0.004 for "adamw").
     """
     common = _phase_common(
         FEATURE_EXTRACTION,
@@ -239,6 +256,9 @@ def feature_extraction(
         class_weight=class_weight,
         augmentation=augmentation,
         callbacks=callbacks,
+        schedule=schedule,
+        label_smoothing=label_smoothing,
+        weight_decay=weight_decay,
     )
     return Phase(rule=freezing.FreezeAll(), **common)
 
@@ -259,6 +279,9 @@ def fine_tune(
     augmentation: Sequence[Augmentation | Dihedral] = (),
     callbacks: Sequence[Callback] = (),
     name: str | None = None,
+    schedule: Schedule | None = None,
+    label_smoothing: float = 0.0,
+    weight_decay: float | None = None,
 ) -> Phase:
     """Phase 2: the top of the backbone unfrozen, trained with the head at a low learning rate.
 
@@ -277,8 +300,8 @@ def fine_tune(
             rates), in (0, 1]. Defaults to None: `learning_rate`.
         train_batchnorm: Let BatchNormalization layers train (and update their statistics).
             Defaults to False: they stay frozen and in inference mode.
-        optimizer, batch_size, class_weight, augmentation, callbacks, name: As in
-            `feature_extraction`. `name` defaults to "fine_tune".
+        optimizer, batch_size, class_weight, augmentation, callbacks, name, schedule,
+            label_smoothing, weight_decay: As in `feature_extraction`. `name` defaults to "fine_tune".
     """
     _bool(unfreeze_all, "fine_tune.unfreeze_all")
     given = {
@@ -336,6 +359,9 @@ def fine_tune(
         class_weight=class_weight,
         augmentation=augmentation,
         callbacks=callbacks,
+        schedule=schedule,
+        label_smoothing=label_smoothing,
+        weight_decay=weight_decay,
     )
     return Phase(
         rule=rule,

@@ -1,0 +1,64 @@
+"""Benchmark: peak memory of a large data set through the harness, Fashion-MNIST at full size.
+
+Runs `specs/fashion_mnist.py`'s ImageNet experiment (EfficientNet-Lite0: feature extraction, then
+fine-tuning from `block_11_`) through `harness.engine` on every one of the 60,000 training images
+(48,000 train, 12,000 validation) and the 10,000 test images, in a fresh process with an empty
+harness cache, and prints its accuracies, wall time and peak resident memory.
+
+    python benchmarks/fashion_memory.py                     # 96x96, all 60,000 training images
+    python benchmarks/fashion_memory.py --image-size 224
+    python benchmarks/fashion_memory.py --train-size 6000   # the shipped spec's subset
+
+Prints, last, `peak_rss_gib=X`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--train-size", type=int, default=None, help="training images used (default: all 60,000)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryDirectory(prefix="harness-cache-") as cache_dir:
+        os.environ["HARNESS_CACHE_DIR"] = cache_dir
+        from harness import engine, spec
+        from harness.cache import FeatureCache
+
+        with spec.collecting() as found:
+            module_spec = importlib.util.spec_from_file_location("fashion_spec", ROOT / "specs" / "fashion_mnist.py")
+            module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+        shipped = next(e for e in found if e.name == "fashion_mnist_lite0")
+        size = (args.image_size, args.image_size)
+        dataset = dataclasses.replace(shipped.dataset, image_size=size, train_size=args.train_size)
+        experiment = dataclasses.replace(shipped, dataset=dataset, expect=())
+        started = time.perf_counter()
+        run = engine.run(experiment, engine.RunOptions(cache=FeatureCache.default(), progress=print))
+        wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    final = run.result.final
+    print(
+        f"\n{run.result.split_sizes} at {args.image_size}x{args.image_size}: val {final.val_accuracy:.4f} "
+        f"test {final.test_accuracy:.4f}, "
+        + ", ".join(f"{p.name} {p.wall_time_s:.0f} s on {p.training_path}" for p in run.result.phases)
+        + f", {wall:.0f} s in all"
+    )
+    print(f"peak_rss_gib={peak:.2f}")
+
+
+if __name__ == "__main__":
+    main()
