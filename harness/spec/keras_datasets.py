@@ -58,7 +58,7 @@ KERAS_DATASETS: dict[str, KerasDatasetInfo] = {
 }
 
 # Every `keras.applications` backbone accepts 96x96 (the largest minimum is Xception's 71), and
-# MobileNet's ImageNet weights exist for it; 60,000 images at 96x96 are 6.6 GB of float32.
+# MobileNet's ImageNet weights exist for it.
 DEFAULT_IMAGE_SIZE = 96
 
 
