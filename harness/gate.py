@@ -132,19 +132,23 @@ def compare(
         "tolerance": tolerance,
         "min_effect": min_effect,
     }
-    note = None
+    note: str | None = None
     if recorded is None:
         note = "the baseline has no predictions"
     elif observed is None:
         note = "this run kept no predictions of the split"
     elif recorded["examples"] != observed.examples:
         note = "the baseline was recorded on other examples (the data set changed)"
-    if note is not None or recorded is None or observed is None:
-        return Comparison(baseline=float(baseline[metric]), obtained=round(obtained, 4), n=n, note=note, **shown)
-    before = decode(recorded)
-    right_before = sum(p == t for p, t in zip(before, observed.labels, strict=True))
-    if abs(round(right_before / n, 4) - float(baseline[metric])) > _EPSILON:
-        note = f"the recorded {metric} is not what its recorded predictions score ({right_before / n:.4f})"
+    else:
+        before = decode(recorded)
+        right_before = sum(p == t for p, t in zip(before, observed.labels, strict=True))
+        scored = abs(round(right_before / n, 4) - float(baseline[metric])) <= _EPSILON
+        note = (
+            None
+            if scored
+            else f"the recorded {metric} is not what its recorded predictions score ({right_before / n:.4f})"
+        )
+    if note is not None or observed is None:
         return Comparison(baseline=float(baseline[metric]), obtained=round(obtained, 4), n=n, note=note, **shown)
     b, c = discordant(observed.labels, before, observed.predicted)
     right_now = sum(p == t for p, t in zip(observed.predicted, observed.labels, strict=True))

@@ -235,15 +235,20 @@ class Session:
         planned = gate.planned(self.baselines(), self.selected)
         return gate.Family(alpha=self.config.getoption("gate_alpha"), expected=planned)
 
+    @property
+    def gated(self) -> gate.Family | None:
+        """`family` once an experiment was gated; None before, and throughout `--update-baselines`."""
+        return self.__dict__.get("family")
+
     def comparisons(self, name: str) -> list[gate.Comparison]:
         """Experiment `name`'s gated comparisons so far (none while baselines are recorded)."""
-        return [c for c in self.family.comparisons if c.experiment == name] if "family" in self.__dict__ else []
+        return [c for c in self.gated.comparisons if c.experiment == name] if self.gated else []
 
     def finish_gate(self) -> None:
         """Decides the paired comparisons again with every p-value known; any rejected only now
         fail the session (`late_failures`)."""
-        if "family" in self.__dict__:
-            self.late_failures = self.family.finish()
+        if self.gated:
+            self.late_failures = self.gated.finish()
 
     def command_target(self, nodeid: str) -> str:
         """`nodeid` (relative to pytest's rootdir) as a command run where pytest was invoked selects it."""
@@ -323,7 +328,7 @@ class Session:
         rows = [row for result, outcome, baseline in self.report_items() for row in rows_for(result, outcome, baseline)]
         rows += [no_result_row(name, outcome) for name, outcome in self.outcomes.items() if name not in self.results]
         results = list(self.results.values())
-        comparisons = self.family.comparisons if "family" in self.__dict__ else []
+        comparisons = self.gated.comparisons if self.gated else []
         lines = [*summary_lines(rows), *interval_lines(results), *spread_lines(results), *slice_lines(results)]
         lines += [*unpredicted_lines(results), *export_lines(results)]
         return [*lines, *gate_lines(comparisons, self.late_failures)] if rows else []
@@ -358,7 +363,7 @@ class Session:
                 self.errors,
                 self.params,
                 started=self.started,
-                gate=self.family if "family" in self.__dict__ else None,
+                gate=self.gated,
             )
             outputs.text(path, metrics_text(document))
             notes.append(f"metrics written to {path}")
