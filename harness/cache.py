@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__
+from harness import __version__, locks
 from harness.paths import (
     NO_ROOM,
     NOT_CACHED,
@@ -90,6 +90,12 @@ class FeatureCache:
     def _path(self, key: str) -> Path:
         assert self.root is not None
         return self.root / f"{key}.npz"
+
+    def lock(self, key: str) -> contextlib.AbstractContextManager[bool]:
+        """Holds the entry `key`'s lock (`harness.locks`): read it, and compute and `put` it on a miss, inside."""
+        if self.root is None:
+            return contextlib.nullcontext(False)
+        return locks.held(self._path(key), folder=self.root.parent / locks.LOCKS_DIR)
 
     def get(self, key: str, expected: Expected | None = None) -> dict[str, np.ndarray] | None:
         """The arrays stored under `key`, or None (see `read`)."""

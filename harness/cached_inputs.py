@@ -10,6 +10,8 @@ reported with the cache state. The pass itself runs on LiteRT or Keras (`harness
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -55,40 +57,42 @@ class CachedInputs:
         if memory_key in self._memory:
             return self._memory[memory_key], "hit", None, None
         cache = self.cache if key is not None else None
-        # The key names the data, not its order: only an entry on disk needs the checksums.
-        checksums = {s: data.digests(s) for s in splits} if cache is not None else {}
-        stored, reason = None, None
-        if cache is not None and key is not None:
-            stored, reason = cache.read(key, self._expected(plan, splits, checksums))
-        ran_on: str | None
-        if stored is not None and (reason := _order_problem(stored, checksums)) is None:
-            arrays, state, ran_on = {s: stored[s] for s in splits}, "hit", None
-        else:
-            # One pass over the splits back to back: one traced function, one ragged last batch.
-            images = self._split(splits[0])
-            for split in splits[1:]:
-                images = images.concatenate(self._split(split))
-            frozen_pass = inference.FrozenPass(lower, self.frozen_runtime)
-            ran_on = frozen_pass.ran_on
-            outputs = frozen_pass(image_batches(images).as_numpy_iterator())
-            bounds = np.cumsum([0] + [data.sizes[s] for s in splits])
-            arrays = {s: outputs[bounds[i] : bounds[i + 1]] for i, s in enumerate(splits)}
-            if plan.views:
-                arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views)
-            state = "miss"
+        # One process computes an entry while the others (xdist workers, other sessions) wait, then read it.
+        with cache.lock(key) if cache is not None and key is not None else contextlib.nullcontext():
+            # The key names the data, not its order: only an entry on disk needs the checksums.
+            checksums = {s: data.digests(s) for s in splits} if cache is not None else {}
+            stored, reason = None, None
             if cache is not None and key is not None:
-                not_stored = cache.put(
-                    key,
-                    {**arrays, **{f"{s}_checksums": checksums[s] for s in splits}},
-                    metadata={
-                        "experiment": experiment.name,
-                        "backbone": experiment.backbone.name,
-                        "output": plan.training_path,
-                        "dataset": experiment.dataset.identity,
-                        "image_size": experiment.image_size,
-                    },
-                )
-                reason = "; ".join(r for r in (reason, not_stored) if r) or None
+                stored, reason = cache.read(key, self._expected(plan, splits, checksums))
+            ran_on: str | None
+            if stored is not None and (reason := _order_problem(stored, checksums)) is None:
+                arrays, state, ran_on = {s: stored[s] for s in splits}, "hit", None
+            else:
+                # One pass over the splits back to back: one traced function, one ragged last batch.
+                images = self._split(splits[0])
+                for split in splits[1:]:
+                    images = images.concatenate(self._split(split))
+                frozen_pass = inference.FrozenPass(lower, self.frozen_runtime)
+                ran_on = frozen_pass.ran_on
+                outputs = frozen_pass(image_batches(images).as_numpy_iterator())
+                bounds = np.cumsum([0] + [data.sizes[s] for s in splits])
+                arrays = {s: outputs[bounds[i] : bounds[i + 1]] for i, s in enumerate(splits)}
+                if plan.views:
+                    arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views)
+                state = "miss"
+                if cache is not None and key is not None:
+                    not_stored = cache.put(
+                        key,
+                        {**arrays, **{f"{s}_checksums": checksums[s] for s in splits}},
+                        metadata={
+                            "experiment": experiment.name,
+                            "backbone": experiment.backbone.name,
+                            "output": plan.training_path,
+                            "dataset": experiment.dataset.identity,
+                            "image_size": experiment.image_size,
+                        },
+                    )
+                    reason = "; ".join(r for r in (reason, not_stored) if r) or None
         self._memory = {memory_key: arrays}  # keep one entry: the next phase usually needs another cut
         return arrays, state, ran_on, reason
 

@@ -174,10 +174,19 @@ class ExperimentItem(pytest.Item):
 
     def runtest(self) -> None:
         session = Session.of(self.config)
-        result = session.run(self.experiment, self.nodeid)
+        result = session.run(self.experiment, self.command_nodeid)
         self.user_properties += [*properties(result), *gate_properties(session.comparisons(result.name))]
         if result.failures:
             raise HarnessFailure(_failure_text(self.experiment, result))
+
+    @property
+    def command_nodeid(self) -> str:
+        """The node id a command line selects this experiment by: without the `@<group>` that
+        `--dist loadgroup` appends to the ids of grouped items."""
+        groups = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in self.iter_markers("xdist_group")
+        }
+        return self.nodeid.removesuffix(f"@{'_'.join(sorted(groups))}") if groups else self.nodeid
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, (HarnessFailure, spec.SpecError)):
@@ -290,3 +299,28 @@ def _report_collection_error(config: pytest.Config, item: pytest.Item, message: 
     report = pytest.CollectReport(item.nodeid, "failed", message, [])
     config.hook.pytest_collectreport(report=report)
     config.stash.setdefault(BROKEN_SPEC_FILES, set()).add(item.nodeid)
+
+
+def group_by_beats(items: list[pytest.Item]) -> None:
+    """Marks the experiments tied by `beats` (directly or through others) with one `xdist_group`
+    each, so that `--dist loadgroup` runs them on one worker, in the order `order_by_beats` set."""
+    experiments = {item.experiment.name: item for item in items if isinstance(item, ExperimentItem)}
+    group = {name: name for name in experiments}
+
+    def root(name: str) -> str:
+        while group[name] != name:
+            name = group[name]
+        return name
+
+    for name, item in experiments.items():
+        for other in item.experiment.beats:
+            if other in experiments:
+                group[root(other)] = root(name)
+    members: dict[str, list[str]] = {}
+    for name in experiments:
+        members.setdefault(root(name), []).append(name)
+    for names in members.values():
+        if len(names) > 1:
+            label = f"beats-{names[0]}"
+            for name in names:
+                experiments[name].add_marker(pytest.mark.xdist_group(name=label))

@@ -292,6 +292,11 @@ class Family:
         for comparison in comparisons:
             comparison.verdict_at_check = comparison.verdict
 
+    def merge(self, comparisons: Sequence[Comparison]) -> None:
+        """Takes in comparisons another process of the session decided (a pytest-xdist worker's),
+        as decided there; `finish` decides them all again together."""
+        self.comparisons += comparisons
+
     def finish(self) -> list[Comparison]:
         """Decides with the comparisons made; returns those only now rejected with a failing verdict."""
         self._decide(self._paired_count)

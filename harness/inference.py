@@ -15,7 +15,6 @@ is not installed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from harness import worker_resources
 from harness.backbones.errors import first_line
 from harness.spec import FROZEN_RUNTIMES
 
@@ -65,7 +65,9 @@ class Interpreted:
     def __init__(self, *, model_content: bytes | None = None, model_path: str | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_content=model_content, model_path=model_path, num_threads=_threads())
+        self.interpreter = Interpreter(
+            model_content=model_content, model_path=model_path, num_threads=worker_resources.threads()
+        )
         self.interpreter.allocate_tensors()
         (self.source,), (self.target,) = self.interpreter.get_input_details(), self.interpreter.get_output_details()
 
@@ -92,10 +94,6 @@ def _quantized(batch: np.ndarray, source: dict[str, Any]) -> np.ndarray:
     scale, zero_point = source["quantization"]
     info = np.iinfo(dtype)
     return np.clip(np.rint(batch / scale + zero_point), info.min, info.max).astype(dtype)
-
-
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def batches_of(array: np.ndarray, size: int) -> Iterable[np.ndarray]:

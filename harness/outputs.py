@@ -34,9 +34,11 @@ PARTIAL = ".partial"  # a staged entry still being written: never published
 class StagingFolder:
     """A folder inside `root` whose entries are moved into `root` at commit, each replacing its namesake."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, path: Path | None = None) -> None:
+        """`path`: a staging folder another process of the session made (a pytest-xdist worker
+        stages into its controller's, which publishes or removes it)."""
         self.root = Path(root)
-        self._path: Path | None = None
+        self._path = path
 
     @property
     def path(self) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import workers
 from harness.gate import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, DEFAULT_TOLERANCE
 from harness.paths import ENV_CACHE_DIR
 from harness.spec.validators import MAX_SEED
@@ -126,6 +127,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="With --export-dir, export every experiment that trained, failed ones too",
     )
+    group.addoption(
+        "--threads-per-worker",
+        default="auto",
+        metavar="N",
+        help="Under pytest-xdist (-n): the threads each worker's TensorFlow, OpenMP and LiteRT pools use: auto "
+        "(default: the cores divided by the workers), a number, or off (each pool's default: every core)",
+    )
     parser.addini(
         "harness_spec_dirs", "Folder names whose Python files are experiment specs", type="args", default=["specs"]
     )
@@ -153,6 +161,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--seed must be an integer in [0, 2**32) (NumPy's seed range). Received: {seed}")
     if config.getoption("export_all") and not config.getoption("export_dir"):
         raise pytest.UsageError("--export-all needs --export-dir DIR: where the exports are written")
+    threads = config.getoption("threads_per_worker")
+    if threads not in ("auto", "off") and not (threads.isdigit() and int(threads) > 0):
+        raise pytest.UsageError(f"--threads-per-worker must be auto, off or a number of threads. Received: {threads}")
+    _distribute(config)
     cache_dir = config.getoption("cache_dir")
     if cache_dir:
         os.environ[ENV_CACHE_DIR] = str(Path(cache_dir).expanduser().resolve())
@@ -166,6 +178,45 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _CLEARED = pytest.StashKey[tuple[int, int]]()  # cached feature entries, stale temporary files
+
+
+def _distribute(config: pytest.Config) -> None:
+    """Under pytest-xdist. The controller schedules with `--dist loadgroup` where `load` was
+    asked (or implied by -n): experiments tied by `beats` then run on one worker, in order. A
+    worker takes its share of the cores and its GPU before it imports TensorFlow."""
+    from harness import worker_resources
+
+    if not workers.is_worker(config):
+        if getattr(config.option, "dist", "no") == "load":
+            config.option.dist = "loadgroup"
+        from harness.controller import Controller
+
+        config.pluginmanager.register(Controller(config), "harness-controller")
+        return
+    given = workers.worker_input(config)
+    if given.get(workers.LOADGROUP):  # xdist's workers parse the command line, not the controller's options
+        config.option.loadgroup = True
+    worker_resources.share(
+        os.environ,
+        index=int(str(given.get("workerid", "gw0")).removeprefix("gw") or 0),
+        workers=int(given.get("workercount", 1)),
+        setting=config.getoption("threads_per_worker"),
+        available=worker_resources.cores(),
+        gpus=worker_resources.gpu_count(),
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    # xdist's controller, per worker: the scheduling, and where workers stage exports (the controller publishes them).
+    from harness.session import Session
+    from harness.workers import EXPORT_STAGING
+
+    config = node.config  # type: ignore[attr-defined]
+    node.workerinput[workers.LOADGROUP] = config.getoption("dist") == "loadgroup"  # type: ignore[attr-defined]
+    exports = Session.of(config).export_dir
+    if exports is not None:
+        node.workerinput[EXPORT_STAGING] = str(exports.staging.path)  # type: ignore[attr-defined]
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -206,9 +257,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Checks every `beats(...)` target (a bad one is a collection error of its experiment) and runs
     # each experiment after those it must beat: a topological order, stable otherwise. First, so
     # that a target deselected by -k still counts as collected (its baseline then stands in).
-    from harness.collect import order_by_beats
+    from harness.collect import group_by_beats, order_by_beats
+    from harness.workers import is_worker
 
     order_by_beats(config, items)
+    if is_worker(config):
+        group_by_beats(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -248,6 +302,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         if report.skipped and isinstance(report.longrepr, tuple) and item.experiment.location:
             # Point the skip at the spec's line, not at the harness code that raised it.
             report.longrepr = (item.experiment.location.path, item.experiment.location.line, report.longrepr[2])
+        if workers.is_worker(item.config):  # the controller writes the session's outputs: send it the record
+            from harness.controller import record_of
+
+            worker = str(workers.worker_input(item.config).get("workerid", "worker"))
+            setattr(report, workers.ATTRIBUTE, record_of(session, item.experiment.name, worker).encode())
     return report
 
 
@@ -258,10 +317,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from harness.session import SESSION_KEY
 
     state = session.config.stash.get(SESSION_KEY, None)
-    if state is None:
+    if state is None or workers.is_worker(session.config):  # a worker's results went to the controller
         return
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         state.discard_exports()  # an interrupted run leaves no partial baseline, metrics, report or export behind
+        session.config.stash[_NOTES] = [f"interrupted: {_LEFT_AS_THEY_WERE}"]
         return
     state.finish_gate()
     if state.late_failures:  # rejected once every p-value was known: the gate fails the session
@@ -279,13 +339,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         interrupted = isinstance(error, KeyboardInterrupt)
         session.exitstatus = pytest.ExitCode.INTERRUPTED if interrupted else pytest.ExitCode.TESTS_FAILED
         why = "interrupted" if interrupted else f"could not write them ({type(error).__name__}: {error})"
-        notes = [f"{why}: the baselines, metrics, report and exports were left as they were"]
+        notes = [f"{why}: {_LEFT_AS_THEY_WERE}"]
         session.config.stash[_STOPPED] = (
             "KeyboardInterrupt" if interrupted else "the session's outputs were not written"
         )
     session.config.stash[_NOTES] = notes
 
 
+_LEFT_AS_THEY_WERE = "the baselines, metrics, report and exports were left as they were"
 _STOPPED = pytest.StashKey[str]()
 _NOTES = pytest.StashKey[list[str]]()
 

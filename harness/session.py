@@ -14,7 +14,6 @@ relative to. TensorFlow is imported only when the first experiment runs.
 
 from __future__ import annotations
 
-import inspect
 import os
 import tempfile
 import time
@@ -26,12 +25,13 @@ from typing import Any
 
 import pytest
 
-from harness import baselines, checks, environment, errors, gate, spec
+from harness import baselines, checks, environment, errors, gate, spec, workers
 from harness.export import card
 from harness.export.publish import ExportDir, folder_name
 from harness.outputs import Outputs, StagingFolder
 from harness.paths import relative_to_root
 from harness.results import ExperimentResult
+from harness.rootdir import project_root
 
 SESSION_KEY = pytest.StashKey["Session"]()
 
@@ -52,6 +52,8 @@ class Session:
     invalid_baselines: dict[str, str] = field(default_factory=dict)  # experiment -> what is wrong with its entry
     selected: list[str] = field(default_factory=list)  # the experiments selected to run (after -k and -m)
     late_failures: list[gate.Comparison] = field(default_factory=list)  # rejected only at the session's end
+    # In a pytest-xdist worker: the progress lines of the running experiment, sent with its report.
+    pending_progress: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, config: pytest.Config) -> Session:
@@ -77,7 +79,11 @@ class Session:
     def progress(self) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None or self.config.get_verbosity() < 0:
+        if self.config.get_verbosity() < 0:
+            return None
+        if workers.is_worker(self.config):  # xdist shows no worker's output: the controller prints them
+            return self.pending_progress.append
+        if reporter is None:
             return None
 
         def write(line: str) -> None:
@@ -202,7 +208,10 @@ class Session:
     def export_dir(self) -> ExportDir | None:
         """`--export-dir`, where exports are staged and then published; None without it."""
         option = self.config.getoption("export_dir")
-        return None if option is None else ExportDir(Path(option).expanduser())
+        if option is None:
+            return None
+        staging = workers.worker_input(self.config).get(workers.EXPORT_STAGING)  # a worker stages into the controller's
+        return ExportDir(Path(option).expanduser(), staging=None if staging is None else Path(staging))
 
     def discard_exports(self) -> None:
         """Removes the exports staged this session (it was interrupted, or its outputs were not written)."""
@@ -373,27 +382,3 @@ class Session:
             write_report(staging.path, self.report_items(), shown_root=Path(report_dir))
             notes.append(f"report written to {Path(report_dir) / 'index.html'}")
         return notes
-
-
-def project_root(config: pytest.Config) -> Path:
-    """The rootdir pytest determines from `config`'s ini file, `--rootdir` and path arguments.
-
-    The same determination as pytest's own (`_pytest.config.findpaths.determine_setup`), run on
-    the path arguments of the full parse, which no longer holds any option's value.
-    """
-    from _pytest.config.findpaths import determine_setup
-
-    option = config.option
-    arguments: dict[str, Any] = {
-        "inifile": option.inifilename,
-        "args": [str(arg) for arg in option.file_or_dir or []],
-        "rootdir_cmd_arg": option.rootdir or None,
-        "invocation_dir": config.invocation_params.dir,
-    }
-    if "override_ini" in inspect.signature(determine_setup).parameters:  # pytest 9
-        arguments["override_ini"] = option.override_ini
-    try:
-        root, *_ = determine_setup(**arguments)
-    except TypeError:  # a pytest whose private signature changed again: its own rootdir, as before
-        return config.rootpath
-    return Path(root)

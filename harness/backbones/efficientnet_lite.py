@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import paths
+from harness import locks, paths
 from harness.backbones import errors
 from harness.backbones import lite_architecture as architecture
 from harness.backbones.errors import WeightsFileError, WeightsUnavailableError
@@ -335,19 +335,21 @@ def _efficientnet_lite(
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
     input_shape = _validate_input_shape(input_shape, variant)
-    source, weights_path = _resolve_weights(weights, include_top, classes, variant)
-
-    model = architecture.build(include_top, input_shape, classes, name, variant)
-    if weights_path is None:  # source "none": random initialisation
-        return model
-    if source == "h5" and weights == "imagenet":  # the converted cache file
-        _load_converted_imagenet(model, weights_path, input_shape, include_top, variant)
-    elif source == "h5":
-        errors.load_keras_weights(model, weights_path)
-    elif source == "pth" and weights == "imagenet":
-        _convert_imagenet_weights(model, weights_path, input_shape, include_top, variant)
-    elif source == "pth":
-        _load_pth(model, weights_path, variant)
+    # The ImageNet weights are converted once into the cache: another process converting them waits, then reads them.
+    shared = weights == "imagenet"
+    with locks.held(imagenet_weights_path(variant.name)) if shared else contextlib.nullcontext():
+        source, weights_path = _resolve_weights(weights, include_top, classes, variant)
+        model = architecture.build(include_top, input_shape, classes, name, variant)
+        if weights_path is None:  # source "none": random initialisation
+            return model
+        if source == "h5" and shared:  # the converted cache file
+            _load_converted_imagenet(model, weights_path, input_shape, include_top, variant)
+        elif source == "h5":
+            errors.load_keras_weights(model, weights_path)
+        elif source == "pth" and shared:
+            _convert_imagenet_weights(model, weights_path, input_shape, include_top, variant)
+        elif source == "pth":
+            _load_pth(model, weights_path, variant)
     return model
 
 

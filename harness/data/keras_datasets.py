@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from harness import locks
 from harness.backbones.keras_apps import (
     DOWNLOAD_SOCKET_TIMEOUT_S,
     _download_dir,
@@ -154,7 +155,8 @@ def _load_data(name: str) -> tuple[tuple[Any, Any], tuple[Any, Any], str | None]
     module = importlib.import_module(f"keras.src.datasets.{name}")
     home = _prepared_home(_keras_home())
     returned: list[str] = []
-    with _keras_cache(module, name, home, returned):
+    # Keras downloads and extracts into its cache unguarded: one process at a time (xdist workers, other sessions).
+    with locks.held(f"keras-datasets-{home}-{name}"), _keras_cache(module, name, home, returned):
         train, test = module.load_data(label_mode="fine") if name == "cifar100" else module.load_data()
     return train, test, returned[-1] if name.startswith("cifar") and returned else None
 

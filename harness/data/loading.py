@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from harness import spec
+from harness import locks, spec
 from harness.data import folder, keras_datasets
 from harness.data.errors import DataError
 from harness.spec.datasets import DEFAULT_IMAGE_KEY, DEFAULT_LABEL_KEY, slice_feature
@@ -195,7 +195,8 @@ def _load_tfds(
             f"Pick a `tfds.features.ClassLabel` feature as `label_key`. Received: label_key={dataset.label_key!r}"
         )
     try:
-        builder.download_and_prepare()
+        with locks.held(f"tfds-{builder.data_dir}"):  # another process preparing it finishes first
+            builder.download_and_prepare()
     except Exception as error:  # noqa: BLE001
         raise DataError(
             f"TFDS could not download or prepare {dataset.name!r}: {str(error).splitlines()[0]} "

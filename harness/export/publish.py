@@ -29,9 +29,9 @@ def folder_name(experiment: str) -> str:
 class ExportDir:
     """The export folder of one session (`--export-dir`)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, staging: Path | None = None) -> None:
         self.root = Path(root)
-        self.staging = StagingFolder(self.root)
+        self.staging = StagingFolder(self.root, path=staging)
 
     @contextlib.contextmanager
     def stage(self, experiment: str) -> Iterator[Path]:
