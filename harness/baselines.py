@@ -56,6 +56,7 @@ def entry_for(
         "val_accuracy": round(final.val_accuracy, 4),
         "val_loss": round(final.val_loss, 4),
         "trainable_params": {p.name: p.trainable_params for p in result.phases},
+        "wall_time_s": round(result.wall_time_s, 1),  # what `--shard K/N` balances by
     }
     if final.test_accuracy is not None:
         entry["test_accuracy"] = round(final.test_accuracy, 4)
@@ -69,6 +70,17 @@ def entry_for(
             split: paired.record(split_seen.predicted, result.num_classes, split_seen.examples)
             for split, split_seen in sorted(observed.items())
         }
+    return entry
+
+
+def kept_duration(entry: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`entry` with the recorded `wall_time_s` kept while the new one is within a factor of 2 of it:
+    `--shard` balances by durations, which vary from run to run, and recording an unchanged
+    experiment again should change no byte of the file."""
+    old = (recorded or {}).get("wall_time_s")
+    new = entry.get("wall_time_s")
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)) and old > 0 and 0.5 <= new / old <= 2:
+        return {**entry, "wall_time_s": old}
     return entry
 
 
@@ -128,6 +140,7 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "test_accuracy": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "val_loss": (lambda v: v is None or (_is_number(v) and v >= 0), "a non-negative number or null"),
     "test_loss": (lambda v: v is None or (_is_number(v) and v >= 0), "a non-negative number or null"),
+    "wall_time_s": (lambda v: _is_number(v) and v >= 0, "a non-negative number of seconds"),
     "environment": (lambda v: isinstance(v, dict), "an object (the environment it was recorded in)"),
     "predictions": (
         lambda v: paired.record_problem(v) is None,

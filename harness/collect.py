@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -301,9 +301,9 @@ def _report_collection_error(config: pytest.Config, item: pytest.Item, message: 
     config.stash.setdefault(BROKEN_SPEC_FILES, set()).add(item.nodeid)
 
 
-def group_by_beats(items: list[pytest.Item]) -> None:
-    """Marks the experiments tied by `beats` (directly or through others) with one `xdist_group`
-    each, so that `--dist loadgroup` runs them on one worker, in the order `order_by_beats` set."""
+def beats_groups(items: Sequence[pytest.Item]) -> list[list[ExperimentItem]]:
+    """The experiments of `items` tied by `beats` (directly or through others), a group each, in
+    `items`' order; an experiment tied to none is a group of its own."""
     experiments = {item.experiment.name: item for item in items if isinstance(item, ExperimentItem)}
     group = {name: name for name in experiments}
 
@@ -316,11 +316,17 @@ def group_by_beats(items: list[pytest.Item]) -> None:
         for other in item.experiment.beats:
             if other in experiments:
                 group[root(other)] = root(name)
-    members: dict[str, list[str]] = {}
-    for name in experiments:
-        members.setdefault(root(name), []).append(name)
-    for names in members.values():
-        if len(names) > 1:
-            label = f"beats-{names[0]}"
-            for name in names:
-                experiments[name].add_marker(pytest.mark.xdist_group(name=label))
+    members: dict[str, list[ExperimentItem]] = {}
+    for name, item in experiments.items():
+        members.setdefault(root(name), []).append(item)
+    return list(members.values())
+
+
+def group_by_beats(items: list[pytest.Item]) -> None:
+    """Marks each group of `beats_groups` with one `xdist_group`, so that `--dist loadgroup` runs
+    them on one worker, in the order `order_by_beats` set."""
+    for members in beats_groups(items):
+        if len(members) > 1:
+            label = f"beats-{members[0].experiment.name}"
+            for item in members:
+                item.add_marker(pytest.mark.xdist_group(name=label))

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from harness import batching, freezing, planning, spec, stats, symmetry, training_options
+from harness import batching, freezing, inference, planning, spec, stats, symmetry, training_options
 from harness import model as model_lib
 from harness.cache import FeatureCache
 from harness.cached_inputs import CachedInputs
@@ -54,8 +54,8 @@ class RunOptions:
     # XLA for training steps. "auto" is Keras's default (off on CPU-only machines); the
     # benchmark measures True against it (README, "Performance").
     jit_compile: bool | str = "auto"
-    # What runs the frozen part's forward pass (harness/inference.py): "litert" or "keras".
-    frozen_runtime: str = "litert"
+    # What runs the frozen part's forward pass (harness/inference.py): "auto", "litert" or "keras".
+    frozen_runtime: str = "auto"
 
 
 def run(experiment: spec.Experiment, options: RunOptions) -> Run:
@@ -133,7 +133,7 @@ class _PhaseRunner:
             experiment,
             data,
             cache=options.cache,
-            frozen_runtime=options.frozen_runtime,
+            frozen_runtime=inference.resolve(options.frozen_runtime),
             backbone_training=built.backbone_training,
         )
 

@@ -260,6 +260,8 @@ class Comparison:
             "paired": self.paired,
             "note": self.note,
             "discordant": None if self.b is None else [self.b, self.c],
+            # Paired: how many examples each got right, so that `from_json` gives back the exact accuracies.
+            "correct": None if self.b is None else [round(self.baseline * self.n), round(self.obtained * self.n)],
             "p_value": self.p_value,
             "alpha": self.alpha,
             "tolerance": self.tolerance,
@@ -268,6 +270,28 @@ class Comparison:
             "reason": self.reason,
             "decided": self.decided,
         }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Comparison:
+        """The comparison `to_json` wrote, as decided then (`verdict_at_check`); `Family` decides it again."""
+        n = int(document["n"])
+        correct: list[int] | None = document.get("correct")  # absent from files of harness 0.1.0 before it
+        discordant: list[int] | None = document.get("discordant")
+        return cls(
+            experiment=str(document["experiment"]),
+            metric=str(document["metric"]),
+            baseline=correct[0] / n if correct else float(document["baseline"]),
+            obtained=correct[1] / n if correct else float(document["obtained"]),
+            n=n,
+            tolerance=float(document["tolerance"]),
+            min_effect=float(document["min_effect"]),
+            b=None if discordant is None else int(discordant[0]),
+            c=None if discordant is None else int(discordant[1]),
+            note=document.get("note"),
+            alpha=document.get("alpha"),
+            decided=str(document.get("decided", "at its check")),
+            verdict_at_check=str(document["verdict"]),
+        )
 
 
 @dataclass

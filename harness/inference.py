@@ -27,6 +27,13 @@ from harness.backbones.errors import first_line
 from harness.spec import FROZEN_RUNTIMES
 
 
+def resolve(runtime: str) -> str:
+    """The runtime `runtime` names: "auto" is Keras's Model.predict where TensorFlow sees a GPU, else LiteRT."""
+    if runtime == "auto":
+        return "keras" if tf.config.list_physical_devices("GPU") else "litert"
+    return runtime
+
+
 class FrozenPass:
     """`model`'s outputs for batches of inputs, on `runtime` (or Keras, when LiteRT cannot run it).
 
@@ -39,7 +46,7 @@ class FrozenPass:
         self.model = model
         self.interpreter: Interpreted | None = None
         self.ran_on = "keras"
-        if runtime == "litert":
+        if resolve(runtime) == "litert":
             try:
                 self.interpreter = _interpreter(model)
                 self.ran_on = "litert"

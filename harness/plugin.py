@@ -52,9 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--frozen-runtime",
         choices=FROZEN_RUNTIMES,
-        default="litert",
-        help="What runs the frozen layers' one forward pass: LiteRT's XNNPACK kernels (default) or "
-        "Keras's Model.predict",
+        default="auto",
+        help="What runs the frozen layers' one forward pass: auto (default: LiteRT's XNNPACK kernels on a "
+        "machine without a GPU, Keras's Model.predict where TensorFlow sees one), litert or keras",
     )
     group.addoption(
         "--seed",
@@ -134,6 +134,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Under pytest-xdist (-n): the threads each worker's TensorFlow, OpenMP and LiteRT pools use: auto "
         "(default: the cores divided by the workers), a number, or off (each pool's default: every core)",
     )
+    group.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="Run the K-th of N parts of the selected experiments (deterministic, balanced by the durations the "
+        "baselines record, beats groups kept together); combine the parts with: python -m harness merge",
+    )
     parser.addini(
         "harness_spec_dirs", "Folder names whose Python files are experiment specs", type="args", default=["specs"]
     )
@@ -164,6 +171,10 @@ def pytest_configure(config: pytest.Config) -> None:
     threads = config.getoption("threads_per_worker")
     if threads not in ("auto", "off") and not (threads.isdigit() and int(threads) > 0):
         raise pytest.UsageError(f"--threads-per-worker must be auto, off or a number of threads. Received: {threads}")
+    if config.getoption("shard") is not None:
+        from harness.sharding import Shard
+
+        config.pluginmanager.register(Shard(config.getoption("shard")), "harness-shard")
     _distribute(config)
     cache_dir = config.getoption("cache_dir")
     if cache_dir:
@@ -266,11 +277,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    # The experiments selected to run (after -k and -m): the paired gate plans its Holm family from them.
+    # The experiments selected to run (after -k and -m): the paired gate plans its Holm family from
+    # them. A shard plans from every shard's (harness.sharding, which set them already).
     from harness.collect import ExperimentItem
     from harness.session import Session
 
-    Session.of(session.config).selected = [i.experiment.name for i in session.items if isinstance(i, ExperimentItem)]
+    if session.config.getoption("shard") is None:
+        names = [i.experiment.name for i in session.items if isinstance(i, ExperimentItem)]
+        Session.of(session.config).selected = names
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -130,9 +130,8 @@ class Session:
         result = run.result
         self.results[experiment.name] = result
         if self.updating_baselines and not result.failures:
-            self.new_baselines[experiment.name] = baselines.entry_for(
-                result, self.spec_file(experiment), environment.fingerprint(), observed
-            )
+            entry = baselines.entry_for(result, self.spec_file(experiment), environment.fingerprint(), observed)
+            self.new_baselines[experiment.name] = baselines.kept_duration(entry, recorded.get(experiment.name))
         return result
 
     def _repeat(

@@ -113,6 +113,7 @@ def test_update_records_every_experiment_deterministically(spec_pytester: pytest
             "trainable_params",
             "environment",
             "predictions",
+            "wall_time_s",
         }
         assert entry["environment"] == environment.fingerprint()  # where it was measured
         assert entry["trainable_params"] == {"feature_extraction": HEAD_PARAMS, "fine_tune": HEAD_PARAMS + unfrozen}
@@ -333,6 +334,7 @@ def test_update_with_k_rewrites_only_the_selected_entries(spec_pytester: pytest.
     result.assert_outcomes(passed=1, deselected=1)
     new = (spec_pytester.path / BASELINES).read_text()
     no_test_split = {"spec", "seed", "val_accuracy", "val_loss", "trainable_params", "environment", "predictions"}
+    no_test_split.add("wall_time_s")
     assert set(read_entries(spec_pytester)["alpha"]) == no_test_split
     assert entry_text(new, "beta") == entry_text(old, "beta")
     assert entry_text(new, "alpha") != entry_text(old, "alpha")

@@ -95,5 +95,15 @@ def test_without_ai_edge_litert_the_pass_runs_on_keras(monkeypatch) -> None:
 
 
 def test_an_unknown_runtime_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"runtime must be one of \('litert', 'keras'\)\. Received: 'onnx'"):
+    with pytest.raises(ValueError, match=r"runtime must be one of \('auto', 'litert', 'keras'\)\. Received: 'onnx'"):
         inference.FrozenPass(tiny_backbone(), "onnx")
+
+
+def test_auto_runs_litert_without_a_gpu_and_keras_with_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not tf.config.list_physical_devices("GPU")  # this machine
+    assert inference.resolve("auto") == "litert"
+    assert inference.FrozenPass(tiny_backbone(), "auto").ran_on == "litert"
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert inference.resolve("auto") == "keras"
+    assert inference.FrozenPass(tiny_backbone(), "auto").ran_on == "keras"
+    assert [inference.resolve(r) for r in ("litert", "keras")] == ["litert", "keras"]  # asked for: as asked

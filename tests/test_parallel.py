@@ -1,4 +1,5 @@
-"""`pytest specs/ -n 2` (pytest-xdist): every output complete and written once, by the controller.
+"""`pytest specs/ -n 2` (pytest-xdist): every output complete and written once, by the controller;
+and `--shard K/N` runs merged by `python -m harness merge`.
 
 Each run starts two worker processes that import TensorFlow (seconds each), so these are few and
 each checks much: the metrics JSON, baselines, report, exports, JUnit properties, progress lines,
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -116,3 +119,31 @@ def test_an_interrupted_parallel_run_leaves_every_output_as_it_was(spec_pytester
     result.stdout.fnmatch_lines(
         ["harness: interrupted: the baselines, metrics, report and exports were left as they were"]
     )
+
+
+def test_shards_run_disjoint_parts_that_merge_into_one_sessions_outputs(spec_pytester: pytest.Pytester) -> None:
+    spec_pytester.makepyfile(**{"specs/tiny": _four_experiments()})
+    spec_pytester.runpytest_inprocess("-p", "no:cacheprovider", "--update-baselines").assert_outcomes(passed=4)
+    ran = []
+    for shard in ("1/2", "2/2"):
+        folder = f"shard{shard[0]}"
+        result = spec_pytester.runpytest_inprocess(
+            "-p", "no:cacheprovider", "--shard", shard, "--metrics-json", f"{folder}/metrics.json"
+        )
+        names = set(json.loads((spec_pytester.path / folder / "metrics.json").read_text())["experiments"])
+        result.assert_outcomes(passed=len(names), deselected=4 - len(names))
+        ran.append(names)
+    assert ran[0] | ran[1] == {"a", "b", "c", "other"} and not ran[0] & ran[1] and all(ran)
+    assert any({"a", "c"} <= names for names in ran)  # c beats a: one shard runs both, a first
+    merged = subprocess.run(
+        [sys.executable, "-m", "harness", "merge", "merged", "shard1", "shard2"],
+        cwd=spec_pytester.path,
+        capture_output=True,
+        text=True,
+    )
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert "harness merge: 4 experiments from 2 shards into merged: 4 passed, 0 failed, 0 skipped" in merged.stdout
+    document = json.loads((spec_pytester.path / "merged" / "metrics.json").read_text())
+    alphas = sorted(g["alpha"] for e in document["experiments"].values() for g in e["gate"].values())
+    # Holm over the 8 comparisons of both shards, as one session decides them.
+    assert alphas == pytest.approx([0.05 / 8, 0.05 / 7, 0.05 / 6, 0.05 / 5, 0.05 / 4, 0.05 / 3, 0.05 / 2, 0.05])

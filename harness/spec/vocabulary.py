@@ -13,8 +13,9 @@ FINE_TUNE = "fine_tune"
 # Optimizer name in a spec -> class name in `keras.optimizers`.
 OPTIMIZERS: dict[str, str] = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 
-# What runs the frozen layers' one forward pass (harness/inference.py).
-FROZEN_RUNTIMES = ("litert", "keras")
+# What runs the frozen layers' one forward pass (harness/inference.py). "auto": LiteRT without a
+# GPU, Keras's Model.predict where TensorFlow sees one (LiteRT's XNNPACK kernels run on the CPU).
+FROZEN_RUNTIMES = ("auto", "litert", "keras")
 
 # What an experiment's model is exported as (`--export-dir`, harness/export/): Keras's native file,
 # a SavedModel for serving, LiteRT float32 and full-integer int8. The expectations on exports
