@@ -11,10 +11,12 @@ the weights converted):
 - uncapped: `-n 2 --threads-per-worker off`, every worker's pools sized to every core (oversubscribed).
 
 Each time is the whole `pytest` command's wall time, as a user waits for it (workers' start-up
-and TensorFlow's import included). Prints a table and, last,
-`capped_speedup=X uncapped_speedup=Y` (serial time over parallel time).
+and TensorFlow's import included); with `--rounds R` each variant runs R times, interleaved, and
+the medians are compared. Prints a table and, last, `capped_speedup=X uncapped_speedup=Y
+peak_rss_gib=Z` (serial time over parallel time; the largest process's peak resident memory).
 
     python benchmarks/parallel_speed.py
+    python benchmarks/parallel_speed.py --rounds 3
     python benchmarks/parallel_speed.py --experiments 8 --workers 4
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=2, help="epochs of each phase")
+    parser.add_argument("--rounds", type=int, default=1, help="timed runs of each variant (the median is compared)")
     args = parser.parse_args()
     rates = [round(1e-3 * (1 + i), 6) for i in range(args.experiments)]
     with tempfile.TemporaryDirectory(prefix="harness-parallel-") as folder:
@@ -76,20 +80,24 @@ def main() -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         run(project, cache, "-n", "0")  # fills the cache: every timed run then starts warm
         workers = str(args.workers)
-        rows = {
-            "serial (-n 0)": run(project, cache, "-n", "0"),
-            f"capped (-n {workers})": run(project, cache, "-n", workers),
-            f"uncapped (-n {workers} --threads-per-worker off)": run(
-                project, cache, "-n", workers, "--threads-per-worker", "off"
-            ),
+        variants = {
+            "serial (-n 0)": ("-n", "0"),
+            f"capped (-n {workers})": ("-n", workers),
+            f"uncapped (-n {workers} --threads-per-worker off)": ("-n", workers, "--threads-per-worker", "off"),
         }
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        peak = 0.0
+        for _ in range(args.rounds):  # the variants interleaved, so that a slow spell of the machine hits each
+            for name, options in variants.items():
+                elapsed, peak = run(project, cache, *options)
+                times[name].append(elapsed)
     print(f"{args.experiments} experiments, Lite0 at {args.image_size}x{args.image_size}, {os.cpu_count()} cores")
-    print(f"{'run':<45} {'wall s':>8} {'vs serial':>10}")
-    serial = rows["serial (-n 0)"][0]
-    for name, (elapsed, _) in rows.items():
-        print(f"{name:<45} {elapsed:>8.1f} {serial / elapsed:>9.2f}x")
-    (capped, _), (uncapped, _) = list(rows.values())[1:]
-    peak = max(rss for _, rss in rows.values())
+    print(f"{'run':<45} {'wall s (median; each round)':>40} {'vs serial':>10}")
+    median = {name: statistics.median(values) for name, values in times.items()}
+    serial, capped, uncapped = median.values()
+    for name, values in times.items():
+        shown = f"{median[name]:.1f} ({', '.join(f'{v:.1f}' for v in values)})"
+        print(f"{name:<45} {shown:>40} {serial / median[name]:>9.2f}x")
     print(f"capped_speedup={serial / capped:.2f} uncapped_speedup={serial / uncapped:.2f} peak_rss_gib={peak:.2f}")
 
 
