@@ -76,10 +76,9 @@ def entry_for(
 def kept_duration(entry: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[str, Any]:
     """`entry` with the recorded `wall_time_s` kept while the new one is within a factor of 2 of it:
     `--shard` balances by durations, which vary from run to run, and recording an unchanged
-    experiment again should change no byte of the file."""
+    experiment again should change no byte of the file. `recorded` is a valid entry (`invalid_entries`)."""
     old = (recorded or {}).get("wall_time_s")
-    new = entry.get("wall_time_s")
-    if isinstance(old, (int, float)) and isinstance(new, (int, float)) and old > 0 and 0.5 <= new / old <= 2:
+    if old and 0.5 <= entry["wall_time_s"] / old <= 2:
         return {**entry, "wall_time_s": old}
     return entry
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -49,14 +50,16 @@ def assign(groups: Sequence[tuple[str, float | None]], shards: int) -> list[int]
     return chosen
 
 
-def durations(recorded: Mapping[str, Mapping[str, object]], names: Sequence[str]) -> float | None:
-    """The recorded seconds of experiments `names` together; None when one has no record."""
+def durations(recorded: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> float | None:
+    """The recorded seconds of experiments `names` together; None when one has no record.
+
+    `recorded` holds valid entries (`Session.baselines`): a `wall_time_s` there is a number."""
     total = 0.0
     for name in names:
         seconds = recorded.get(name, {}).get("wall_time_s")
-        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        if seconds is None:
             return None
-        total += float(seconds)
+        total += seconds
     return total
 
 

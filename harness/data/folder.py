@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from harness import spec
+from harness import spec, worker_resources
 from harness.data.errors import DataError, SkippedFilesWarning
 from harness.spec.validators import class_folders
 
@@ -192,7 +192,7 @@ def check_counts(listing: Listing, validation_split: float | None = None, *, ski
 
 def undecodable(paths: Sequence[str]) -> dict[str, str]:
     """The files of `paths` that do not decode as training decodes them, each with its reason."""
-    workers = min(_MAX_WORKERS, os.cpu_count() or 1)
+    workers = min(_MAX_WORKERS, worker_resources.threads())  # an xdist worker's share of the cores
     if workers == 1 or len(paths) < 64:
         problems = list(map(decode_problem, paths))
     else:
