@@ -2,7 +2,7 @@
 
 The disk entry's key names everything that changes the arrays (backbone, a digest of the frozen
 weights, the data set and its splits, the input size, where the cut is, the dihedral views,
-the frozen pass's runtime); a content digest of every image (`LoadedData.digests`) guards against a data set that yields its
+the frozen pass's runtime, the dtype policy); a content digest of every image (`LoadedData.digests`) guards against a data set that yields its
 images in another order than when the entry was written. An entry is used only with the shapes and
 dtypes this plan computes; any entry that cannot be used is computed again, and why is
 reported with the cache state. The pass itself runs on LiteRT or Keras (`harness.inference`).
@@ -41,9 +41,10 @@ class CachedInputs:
         cache: FeatureCache | None,
         frozen_runtime: str,
         backbone_training: bool | None,
+        policy: str = "float32",
     ) -> None:
         self.experiment, self.data, self.cache = experiment, data, cache
-        self.frozen_runtime, self.backbone_training = frozen_runtime, backbone_training
+        self.frozen_runtime, self.backbone_training, self.policy = frozen_runtime, backbone_training, policy
         self._memory: dict[str, Arrays] = {}
 
     def get(self, plan: Plan, *, test: bool) -> tuple[Arrays, str, str | None, str | None]:
@@ -128,6 +129,7 @@ class CachedInputs:
             views=plan.views,
             training=self.backbone_training,
             runtime=self.frozen_runtime,
+            precision=self.policy,
         )
 
     def _split(self, name: str) -> tf.data.Dataset:

@@ -29,7 +29,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from harness import batching, freezing, inference, planning, spec, stats, symmetry, training_options
+from harness import (
+    batching,
+    distribution,
+    errors,
+    freezing,
+    inference,
+    planning,
+    spec,
+    stats,
+    symmetry,
+    training_options,
+)
 from harness import model as model_lib
 from harness.cache import FeatureCache
 from harness.cached_inputs import CachedInputs
@@ -56,10 +67,21 @@ class RunOptions:
     jit_compile: bool | str = "auto"
     # What runs the frozen part's forward pass (harness/inference.py): "auto", "litert" or "keras".
     frozen_runtime: str = "auto"
+    # What the layers compute in and where they train (harness/distribution.py).
+    precision: str = "float32"
+    strategy: str = "default"
 
 
 def run(experiment: spec.Experiment, options: RunOptions) -> Run:
     """Trains every phase of `experiment`; returns what happened, its checks not yet evaluated."""
+    with distribution.placed(options.precision, options.strategy) as placement:
+        trained = _run(experiment, options, placement)
+    if (placement.policy, placement.strategy) != ("float32", "default"):
+        trained.model = model_lib.float32_copy(experiment, trained.model)  # what exports are made from
+    return trained
+
+
+def _run(experiment: spec.Experiment, options: RunOptions, placement: distribution.Placement) -> Run:
     started = time.perf_counter()
     seed = experiment.seed if options.seed is None else options.seed
     keras.utils.set_random_seed(seed)
@@ -81,8 +103,11 @@ def run(experiment: spec.Experiment, options: RunOptions) -> Run:
         class_names=data.class_names,
         params=plain_params(experiment.params),
         skipped_files=data.skipped_files,
+        precision=placement.precision,
+        strategy=placement.strategy,
+        devices=list(placement.devices),
     )
-    runner = _PhaseRunner(experiment, built, data, options, seed)
+    runner = _PhaseRunner(experiment, built, data, options, seed, placement.policy)
     for phase in experiment.phases:
         result.phases.append(runner.run(phase))
     result.wall_time_s = time.perf_counter() - started
@@ -122,9 +147,16 @@ class _PhaseRunner:
     """Trains one experiment's phases one after another on the same model."""
 
     def __init__(
-        self, experiment: spec.Experiment, built: Built, data: loading.LoadedData, options: RunOptions, seed: int
+        self,
+        experiment: spec.Experiment,
+        built: Built,
+        data: loading.LoadedData,
+        options: RunOptions,
+        seed: int,
+        policy: str,
     ) -> None:
         self.experiment, self.built, self.data, self.options, self.seed = experiment, built, data, options, seed
+        self.policy = policy
         self.weight_changes: dict[str, WeightChanges] = {}
         self.labels = {name: data.labels(name) for name in ("train", "validation")}
         self.predictions: dict[str, Predictions] = {}
@@ -135,6 +167,7 @@ class _PhaseRunner:
             cache=options.cache,
             frozen_runtime=inference.resolve(options.frozen_runtime),
             backbone_training=built.backbone_training,
+            policy=policy,
         )
 
     def run(self, phase: spec.Phase) -> PhaseResult:
@@ -285,6 +318,12 @@ class _PhaseRunner:
     def _two_rates(self, network: keras.Model, phase: spec.Phase) -> keras.Model:
         """`network` wrapped so that the backbone's variables train at `backbone_learning_rate`."""
         from harness.discriminative import TwoRateModel
+
+        if self.policy == "mixed_float16":  # two optimizers would need one loss scale between them
+            raise errors.HarnessFailure(
+                f"{self.experiment.location}: {phase.name}.backbone_learning_rate cannot train under mixed_float16 "
+                "(its two optimizers would need one loss scale); run it with --precision float32 or mixed_bfloat16"
+            )
 
         wrapper = TwoRateModel(
             network, self.built.backbone.trainable_variables, self._optimizer(phase, phase.backbone_learning_rate)

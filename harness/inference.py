@@ -9,8 +9,8 @@ converted to a flat buffer that lives for the pass only. Its outputs agree with
 `Model.predict`'s up to float round-off (tests/test_inference.py).
 
 `runtime="keras"` runs `Model.predict`. LiteRT falls back to it, and says why, for a network it
-cannot take (several inputs or outputs, an op the converter rejects) or where `ai-edge-litert`
-is not installed.
+cannot take (several inputs or outputs, an op the converter rejects, a mixed dtype policy) or
+where `ai-edge-litert` is not installed.
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ class FrozenPass:
 
     def __call__(self, batches: Iterable[np.ndarray]) -> np.ndarray:
         if self.interpreter is None:
-            outputs = [self.model.predict_on_batch(batch) for batch in batches]
+            # One traced inference call per batch. Not `predict_on_batch`: under MirroredStrategy it
+            # returns every replica's outputs for the whole batch (twice the rows on two replicas).
+            forward = tf.function(lambda images: self.model(images, training=False), reduce_retracing=True)
+            outputs = [np.asarray(forward(batch)) for batch in batches]
         else:
             outputs = [self.interpreter(batch) for batch in batches]
         return np.concatenate(outputs).astype(np.float32, copy=False)
@@ -122,6 +125,8 @@ def _interpreter(model: keras.Model) -> Interpreted:
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise _NotConvertible(f"{len(model.inputs)} inputs and {len(model.outputs)} outputs; it runs one to one")
+    if model.dtype_policy.compute_dtype != "float32":  # the pass must compute what the model computes
+        raise _NotConvertible(f"the network computes in {model.dtype_policy.name}; LiteRT would run it in float32")
     signature = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
     function = tf.function(lambda images: model(images, training=False)).get_concrete_function(signature)
     try:

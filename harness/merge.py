@@ -4,16 +4,18 @@ Each shard's folder holds what its session wrote there:
 
 - `metrics.json` (`--metrics-json SHARD_DIR/metrics.json`), required;
 - `baselines.json`, a copy of the baseline file after `--update-baselines`, if baselines were recorded;
-- `exports/` (`--export-dir SHARD_DIR/exports`), if exports were written.
+- `exports/` (`--export-dir SHARD_DIR/exports`), if exports were written;
+- `report/` (`--report-dir SHARD_DIR/report`), if a report was written.
 
 `merge` writes `OUT/metrics.json` with every shard's experiments, `OUT/baselines.json` (each
-experiment's entry from the shard that recorded it, the others as every shard left them) and
-`OUT/exports/` (every shard's export folders), published together as a session publishes its
-outputs (`harness.outputs`). The regression gate is decided again over every shard's paired
-comparisons together, Holm-corrected at the shards' `--gate-alpha`: the verdicts are one
-session's. The exit status is 1 when an experiment failed or the gate rejects a comparison only
-now (printed as `FAILED at the session's end`), 2 for unusable input, else 0. Reports
-(`--report-dir`) stay in their shards: they are not merged. No TensorFlow.
+experiment's entry from the shard that recorded it, the others as every shard left them),
+`OUT/exports/` (every shard's export folders) and `OUT/report/` (every shard's figures and
+TensorBoard logs, under one index of every experiment), published together as a session
+publishes its outputs (`harness.outputs`). The regression gate is decided again over every
+shard's paired comparisons together, Holm-corrected at the shards' `--gate-alpha`: the verdicts
+are one session's. The exit status is 1 when an experiment failed or the gate rejects a
+comparison only now (printed as `FAILED at the session's end`), 2 for unusable input, else 0.
+No TensorFlow.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from typing import Any
 
 from harness import baselines, gate
 from harness.outputs import Outputs, StagingFolder
+from harness.report.index import experiment_dirs, write_index
 from harness.report.metrics_json import metrics_text
 from harness.report.terminal import gate_lines
+from harness.results import ExperimentResult
 
-METRICS, BASELINES, EXPORTS = "metrics.json", "baselines.json", "exports"
+METRICS, BASELINES, EXPORTS, REPORT = "metrics.json", "baselines.json", "exports", "report"
 FAILED_OUTCOMES = ("failed", "error")
 
 
@@ -98,6 +102,31 @@ def merged_baselines(shards: Sequence[tuple[dict[str, Any], dict[str, Any] | Non
     return dict(sorted(merged.items()))
 
 
+def merged_report(
+    target: Path, document: dict[str, Any], shards: Sequence[tuple[dict[str, Any], Path]], shown_root: Path
+) -> None:
+    """Writes into `target` the report one session would have written for the merged `document`:
+    each shard's per-experiment folders (curves, confusion matrix, TensorBoard logs), renamed as
+    the merged index names them, and the index of every experiment that produced a result (which
+    says the report is at `shown_root`: `target` is its staging folder)."""
+    with_results = {name: e for name, e in document["experiments"].items() if "name" in e}  # the others: no result
+    folders = experiment_dirs(with_results)
+    for shard_document, folder in shards:
+        # The shard's session named its folders among its own experiments with results.
+        named = experiment_dirs(name for name, e in shard_document["experiments"].items() if "name" in e)
+        for name, source in named.items():
+            if (folder / REPORT / source).is_dir():
+                shutil.copytree(folder / REPORT / source, target / folders[name])
+    # The baseline each shown accuracy is compared with: what the gate compared it with.
+    shown = {
+        name: {metric: comparison["baseline"] for metric, comparison in entry["gate"].items()}
+        for name, entry in with_results.items()
+        if entry.get("gate")
+    }
+    items = [(ExperimentResult.from_json(entry), str(entry["outcome"])) for entry in with_results.values()]
+    write_index(items, target, shown, shown_root=shown_root)
+
+
 def merge(out: Path, folders: Sequence[Path]) -> int:
     """Merges the shards' `folders` into `out`; returns the exit status (see the module's docstring)."""
     shards = [read_shard(folder) for folder in folders]
@@ -117,6 +146,10 @@ def merge(out: Path, folders: Sequence[Path]) -> int:
             for folder in exports:
                 if folder.is_dir() and not folder.name.startswith("."):
                     shutil.copytree(folder, staging.path / folder.name)
+        reports = [(d, f) for (d, _), f in zip(shards, folders, strict=True) if (f / REPORT).is_dir()]
+        if reports:
+            staging = outputs.folder(StagingFolder(out / REPORT))
+            merged_report(staging.path, document, reports, shown_root=out / REPORT)
         outputs.commit()
     except BaseException:
         outputs.discard()
@@ -136,7 +169,7 @@ def main(argv: Sequence[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m harness merge", description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="where the merged metrics.json, baselines.json and exports/ go")
+    parser.add_argument("out", type=Path, help="where the merged metrics.json, baselines.json, exports/ and report/ go")
     parser.add_argument("shards", type=Path, nargs="+", help="each shard's folder (see above)")
     arguments = parser.parse_args(argv)
     try:

@@ -7,6 +7,7 @@ sharing the very same variables.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,21 @@ def load(experiment: spec.Experiment, backbone: keras.Model, num_classes: int) -
     outputs = head(call_with_training(backbone, inputs, backbone_training))
     model = keras.Model(inputs, outputs, name=re.sub(r"\W", "_", experiment.name))
     return Built(model=model, backbone=backbone, head=head, backbone_training=backbone_training)
+
+
+def float32_copy(experiment: spec.Experiment, built: Built) -> Built:
+    """`built` rebuilt in float32 on the default device, with its trained weights.
+
+    What exports are made from after a run under a mixed policy or MirroredStrategy: LiteRT
+    converts float32 graphs, and a deployed model holds plain variables, not mirrored ones. Call
+    it outside `harness.distribution.placed`. Variables are float32 under every policy, so the
+    copy holds the very values trained.
+    """
+    untrained = dataclasses.replace(experiment.backbone, weights=None)  # overwritten below: nothing to load
+    backbone = _backbone(untrained, (*experiment.image_size, 3))
+    copy = load(experiment, backbone, int(built.model.outputs[0].shape[-1]))
+    copy.model.set_weights(built.model.get_weights())
+    return copy
 
 
 def call_with_training(network: keras.Model, inputs: Any, training: bool | None) -> Any:
@@ -92,5 +108,6 @@ def _head(declared: spec.ClassifierHead, feature_shape: tuple[int, ...], num_cla
         layers.append(keras.layers.Dense(units, activation="relu", name=f"hidden_{i}"))
     if declared.dropout_rate > 0:
         layers.append(keras.layers.Dropout(declared.dropout_rate, name="dropout"))
-    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="predictions"))
+    # float32 under a mixed dtype policy too: the softmax and the loss stay in float32 (harness.distribution).
+    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32"))
     return keras.Sequential(layers, name="head")

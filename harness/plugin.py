@@ -19,7 +19,7 @@ from harness import workers
 from harness.gate import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, DEFAULT_TOLERANCE
 from harness.paths import ENV_CACHE_DIR
 from harness.spec.validators import MAX_SEED
-from harness.spec.vocabulary import FROZEN_RUNTIMES
+from harness.spec.vocabulary import FROZEN_RUNTIMES, PRECISIONS, STRATEGIES
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +55,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="auto",
         help="What runs the frozen layers' one forward pass: auto (default: LiteRT's XNNPACK kernels on a "
         "machine without a GPU, Keras's Model.predict where TensorFlow sees one), litert or keras",
+    )
+    group.addoption(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="What the layers compute in: float32 (default), mixed (Keras's mixed_float16 where TensorFlow sees a "
+        "GPU, mixed_bfloat16 on a CPU with AMX, else float32), mixed_float16 or mixed_bfloat16. Variables, "
+        "BatchNorm statistics, the softmax and the loss stay float32",
+    )
+    group.addoption(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="Where each experiment trains: default (one device) or mirrored (tf.distribute.MirroredStrategy over "
+        "every GPU the process sees, else its logical CPUs; the global batch is the phase's batch_size)",
     )
     group.addoption(
         "--seed",

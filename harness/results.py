@@ -122,6 +122,11 @@ class ExperimentResult:
     # What `image_folder(bad_files="skip")` left out, per folder ("path", "test_path"): count and
     # `files` (path relative to the folder -> why it does not decode); {} for other data sets.
     skipped_files: dict[str, Any] = field(default_factory=dict)
+    # What it ran under (`harness.distribution.Placement`): the dtype policy (with the reason when
+    # `--precision mixed` fell back to float32), "default" or "mirrored", and the devices it trained on.
+    precision: str = "float32"
+    strategy: str = "default"
+    devices: list[str] = field(default_factory=list)
 
     @property
     def final(self) -> PhaseResult:
@@ -146,6 +151,16 @@ class ExperimentResult:
             else accuracy_interval(phase.test_accuracy, self.split_sizes["test"]),
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExperimentResult:
+        """The result `to_json` wrote, read back (`python -m harness merge` indexes the shards' reports
+        from their metrics). The figures `to_json` derives (the intervals, `passed`) are left out."""
+        kept = _fields_of(cls, data)
+        kept["phases"] = [PhaseResult(**_fields_of(PhaseResult, p)) for p in data.get("phases", [])]
+        kept["checks"] = [Check(**_fields_of(Check, c)) for c in data.get("checks", [])]
+        kept["exports"] = [ExportResult(**_fields_of(ExportResult, e)) for e in data.get("exports", [])]
+        return cls(**kept)
+
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for phase, shown in zip(self.phases, data["phases"], strict=True):
@@ -155,6 +170,12 @@ class ExperimentResult:
         data.update(self.intervals(self.final) if self.phases else {"val_accuracy_ci": None, "test_accuracy_ci": None})
         data["passed"] = not self.failures
         return data
+
+
+def _fields_of(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The items of `data` that are fields of the dataclass `cls`."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
 
 
 def plain_params(params: Sequence[tuple[str, Any]]) -> dict[str, Any]:
@@ -219,5 +240,5 @@ class Run:
     result: ExperimentResult
     weight_changes: dict[str, WeightChanges] = field(default_factory=dict)
     predictions: dict[str, Predictions] = field(default_factory=dict)
-    model: Any = None  # the trained `harness.model.Built`: the model, its backbone and its head
+    model: Any = None  # the trained `harness.model.Built` (float32, one device: `harness.model.float32_copy`)
     data: Any = None  # the `harness.data.loading.LoadedData` it trained and was scored on

@@ -110,6 +110,8 @@ class Session:
             cache=FeatureCache.default(),
             feature_cache=not self.config.getoption("no_feature_cache"),
             frozen_runtime=self.config.getoption("frozen_runtime"),
+            precision=self.config.getoption("precision"),
+            strategy=self.config.getoption("strategy"),
             progress=self.progress(),
         )
         recorded = self.baselines()

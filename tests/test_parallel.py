@@ -128,7 +128,8 @@ def test_shards_run_disjoint_parts_that_merge_into_one_sessions_outputs(spec_pyt
     for shard in ("1/2", "2/2"):
         folder = f"shard{shard[0]}"
         result = spec_pytester.runpytest_inprocess(
-            "-p", "no:cacheprovider", "--shard", shard, "--metrics-json", f"{folder}/metrics.json"
+            *("-p", "no:cacheprovider", "--shard", shard, "--metrics-json", f"{folder}/metrics.json"),
+            *("--report-dir", f"{folder}/report"),
         )
         names = set(json.loads((spec_pytester.path / folder / "metrics.json").read_text())["experiments"])
         result.assert_outcomes(passed=len(names), deselected=4 - len(names))
@@ -147,3 +148,16 @@ def test_shards_run_disjoint_parts_that_merge_into_one_sessions_outputs(spec_pyt
     alphas = sorted(g["alpha"] for e in document["experiments"].values() for g in e["gate"].values())
     # Holm over the 8 comparisons of both shards, as one session decides them.
     assert alphas == pytest.approx([0.05 / 8, 0.05 / 7, 0.05 / 6, 0.05 / 5, 0.05 / 4, 0.05 / 3, 0.05 / 2, 0.05])
+    # One report of every experiment: each shard's figures and logs, and its summary rows as the shard showed them.
+    report = spec_pytester.path / "merged" / "report"
+    index = (report / "index.md").read_text()
+
+    def rows(text: str, name: str) -> list[list[str]]:  # the summary table's cells (its padding fits its rows)
+        return [[c.strip() for c in line.split("|")] for line in text.splitlines() if line.startswith(f"| {name} ")]
+
+    for name in ("a", "b", "c", "other"):
+        assert (report / name / "curves.png").is_file() and (report / name / "tensorboard").is_dir(), name
+        shard = next(f for f, names in zip(("shard1", "shard2"), ran, strict=True) if name in names)
+        shown = rows((spec_pytester.path / shard / "report" / "index.md").read_text(), name)
+        assert shown and rows(index, name) == shown, name
+        assert f"TensorBoard log folder: `{(report / name / 'tensorboard').resolve()}`" in index

@@ -426,3 +426,12 @@ def test_importing_the_package_loads_neither_matplotlib_nor_tensorflow():
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )
+
+
+def test_a_result_reads_back_from_its_metrics_json(results):
+    import json
+
+    for original in results:
+        written = json.loads(json.dumps(original.to_json()))  # through the file's text
+        assert ExperimentResult.from_json(written) == original
+    assert ExperimentResult.from_json({**results[0].to_json(), "added_by_a_later_version": 1}) == results[0]

@@ -1,8 +1,8 @@
 """The names the spec language accepts, in one place, free of TensorFlow.
 
 Other modules import them from here: the engine builds its optimizers from `OPTIMIZERS`, the
-plugin offers `FROZEN_RUNTIMES` as `--frozen-runtime` choices, data loading walks `SPLITS`, the
-exporter writes `EXPORT_FORMATS`.
+plugin offers `FROZEN_RUNTIMES`, `PRECISIONS` and `STRATEGIES` as its options' choices, data
+loading walks `SPLITS`, the exporter writes `EXPORT_FORMATS`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ OPTIMIZERS: dict[str, str] = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "r
 # What runs the frozen layers' one forward pass (harness/inference.py). "auto": LiteRT without a
 # GPU, Keras's Model.predict where TensorFlow sees one (LiteRT's XNNPACK kernels run on the CPU).
 FROZEN_RUNTIMES = ("auto", "litert", "keras")
+
+# What an experiment's layers compute in (`--precision`, harness/distribution.py): float32, or Keras's
+# mixed policies; "mixed" is mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AMX.
+PRECISIONS = ("float32", "mixed", "mixed_float16", "mixed_bfloat16")
+
+# Where an experiment trains (`--strategy`, harness/distribution.py): TensorFlow's default placement,
+# or tf.distribute.MirroredStrategy over every GPU (else every logical CPU) the process sees.
+STRATEGIES = ("default", "mirrored")
 
 # What an experiment's model is exported as (`--export-dir`, harness/export/): Keras's native file,
 # a SavedModel for serving, LiteRT float32 and full-integer int8. The expectations on exports
