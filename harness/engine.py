@@ -358,7 +358,7 @@ class _PhaseRunner:
         if phase.schedule is not None:
             callbacks.append(training_options.LearningRateLog())
         if self.options.progress is not None:
-            callbacks.append(_Progress(self.options.progress, self.experiment.name, phase))
+            callbacks.append(training_options.Progress(self.options.progress, self.experiment.name, phase))
         return callbacks
 
     def _class_weight(self, phase: spec.Phase) -> dict[int, float] | None:
@@ -376,27 +376,3 @@ class _PhaseRunner:
 
 def _count(variables: list[Any]) -> int:
     return int(sum(int(np.prod(v.shape)) for v in variables))
-
-
-class _Progress(keras.callbacks.Callback):
-    """One line per epoch: experiment, phase, epoch i/n, loss, accuracy, the rate under a schedule, ETA."""
-
-    def __init__(self, write: Callable[[str], None], experiment: str, phase: spec.Phase):
-        super().__init__()
-        self.write, self.experiment, self.phase = write, experiment, phase
-
-    def on_train_begin(self, logs: Any = None) -> None:
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        logs = logs or {}
-        done = epoch + 1
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / done * (self.phase.epochs - done)
-        metrics = " ".join(f"{k}={logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs)
-        if self.phase.schedule is not None and "learning_rate" in logs:
-            metrics += f" lr={logs['learning_rate']:.1e}"
-        self.write(
-            f"{self.experiment} {self.phase.name} epoch {done}/{self.phase.epochs} {metrics} "
-            f"elapsed={elapsed:.1f}s eta={eta:.1f}s"
-        )

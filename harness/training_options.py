@@ -1,4 +1,5 @@
-"""The Keras objects behind a phase's training knobs: schedule, weight decay, label smoothing, best epoch.
+"""The Keras objects behind a phase's training knobs (schedule, weight decay, label smoothing, best
+epoch), and the callback that prints its progress lines.
 
 `harness.spec.schedules` declares them; the engine builds them here once the number of steps per
 epoch is known. At their defaults (`schedule=None`, `weight_decay=None`, `label_smoothing=0.0`,
@@ -11,12 +12,15 @@ these knobs existed: the optimizer class with `learning_rate=<float>` only, and 
 - `label_smoothing > 0` trains on `SmoothedSparseCrossentropy`: the labels stay sparse (so the
   input pipelines, `class_weight` and the accuracy metric are unchanged), one-hot inside the loss;
 - `checkpoint_best(...)` is `BestEpoch`, an in-memory snapshot restored when training ends;
-- `LearningRateLog` puts the rate in each epoch's logs, so `history` and the progress lines show it.
+- `LearningRateLog` puts the rate in each epoch's logs, so `history` and the progress lines show it;
+- `Progress` writes one line per epoch (`--metrics-json` users see the same figures in `history`).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -196,3 +200,27 @@ class LearningRateLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         if logs is not None:
             logs["learning_rate"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class Progress(keras.callbacks.Callback):
+    """One line per epoch: experiment, phase, epoch i/n, loss, accuracy, the rate under a schedule, ETA."""
+
+    def __init__(self, write: Callable[[str], None], experiment: str, phase: spec.Phase):
+        super().__init__()
+        self.write, self.experiment, self.phase = write, experiment, phase
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        logs = logs or {}
+        done = epoch + 1
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / done * (self.phase.epochs - done)
+        metrics = " ".join(f"{k}={logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs)
+        if self.phase.schedule is not None and "learning_rate" in logs:
+            metrics += f" lr={logs['learning_rate']:.1e}"
+        self.write(
+            f"{self.experiment} {self.phase.name} epoch {done}/{self.phase.epochs} {metrics} "
+            f"elapsed={elapsed:.1f}s eta={eta:.1f}s"
+        )
