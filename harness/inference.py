@@ -15,7 +15,7 @@ where `ai-edge-litert` is not installed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
@@ -44,23 +44,22 @@ class FrozenPass:
         if runtime not in FROZEN_RUNTIMES:
             raise ValueError(f"runtime must be one of {FROZEN_RUNTIMES}. Received: {runtime!r}")
         self.model = model
-        self.interpreter: Interpreted | None = None
         self.ran_on = "keras"
+        # Keras: one traced inference call per batch, traced once per pass. Not `predict_on_batch`:
+        # under MirroredStrategy it returns every replica's outputs for the whole batch (twice the
+        # rows on two replicas).
+        self._forward: Callable[[np.ndarray], Any] = tf.function(
+            lambda images: model(images, training=False), reduce_retracing=True
+        )
         if resolve(runtime) == "litert":
             try:
-                self.interpreter = _interpreter(model)
+                self._forward = _interpreter(model)
                 self.ran_on = "litert"
             except _NotConvertible as error:
                 self.ran_on = f"keras (LiteRT: {error})"
 
     def __call__(self, batches: Iterable[np.ndarray]) -> np.ndarray:
-        if self.interpreter is None:
-            # One traced inference call per batch. Not `predict_on_batch`: under MirroredStrategy it
-            # returns every replica's outputs for the whole batch (twice the rows on two replicas).
-            forward = tf.function(lambda images: self.model(images, training=False), reduce_retracing=True)
-            outputs = [np.asarray(forward(batch)) for batch in batches]
-        else:
-            outputs = [self.interpreter(batch) for batch in batches]
+        outputs = [np.asarray(self._forward(batch)) for batch in batches]
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
 

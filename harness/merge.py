@@ -109,11 +109,11 @@ def merged_report(
     each shard's per-experiment folders (curves, confusion matrix, TensorBoard logs), renamed as
     the merged index names them, and the index of every experiment that produced a result (which
     says the report is at `shown_root`: `target` is its staging folder)."""
-    with_results = {name: e for name, e in document["experiments"].items() if "name" in e}  # the others: no result
+    with_results = _with_results(document)
     folders = experiment_dirs(with_results)
     for shard_document, folder in shards:
         # The shard's session named its folders among its own experiments with results.
-        named = experiment_dirs(name for name, e in shard_document["experiments"].items() if "name" in e)
+        named = experiment_dirs(_with_results(shard_document))
         for name, source in named.items():
             if (folder / REPORT / source).is_dir():
                 shutil.copytree(folder / REPORT / source, target / folders[name])
@@ -125,6 +125,11 @@ def merged_report(
     }
     items = [(ExperimentResult.from_json(entry), str(entry["outcome"])) for entry in with_results.values()]
     write_index(items, target, shown, shown_root=shown_root)
+
+
+def _with_results(document: dict[str, Any]) -> dict[str, Any]:
+    """The experiments of a metrics document that produced a result (the others hold only their outcome)."""
+    return {name: entry for name, entry in document["experiments"].items() if "name" in entry}
 
 
 def merge(out: Path, folders: Sequence[Path]) -> int:

@@ -9,6 +9,7 @@ fresh process each (a script, or `runpytest_subprocess` with a conftest that con
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -211,7 +212,7 @@ def test_mirrored_on_two_logical_cpus_matches_the_single_device_run() -> None:
         cwd=TESTS,
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         timeout=600,
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("REPORT ")]
