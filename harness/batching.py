@@ -35,6 +35,28 @@ def batched(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def rows(inputs: np.ndarray, labels: np.ndarray | None, batch_size: int, *, seed: int | None = None) -> tf.data.Dataset:
+    """Batches of `inputs`' rows (with their `labels`, when given), shuffled each epoch (seeded) when `seed` is set.
+
+    Each batch gathers its own rows, so a memory-mapped `inputs` (a cache entry) is never copied
+    whole, as `from_tensor_slices` or Keras given the array would copy it into a tensor. The order
+    is `from_tensor_slices(...).shuffle(len(inputs), seed)`'s: a shuffle's order depends on its
+    seed and the number of elements only.
+    """
+    index = tf.data.Dataset.range(len(inputs))
+    if seed is not None:
+        index = index.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
+    dtype, row_shape = tf.as_dtype(inputs.dtype), inputs.shape[1:]
+    label_values = None if labels is None else tf.constant(labels)
+
+    def gather(index: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
+        x = tf.numpy_function(lambda i: np.ascontiguousarray(inputs[i]), [index], dtype, stateful=False)
+        x = tf.ensure_shape(x, (None, *row_shape))
+        return x if label_values is None else (x, tf.gather(label_values, index))
+
+    return index.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
 def drawn(
     draw: symmetry.Draw, inputs: Callable[[np.ndarray, np.ndarray], np.ndarray], labels: np.ndarray, phase: spec.Phase
 ) -> tf.data.Dataset:

@@ -4,7 +4,9 @@ A key hashes everything that changes the cached arrays: the harness version, the
 a hash of the frozen weights that compute them, the data set and split, the input size and the
 layer the arrays are taken at. Entries are `.npz` files written atomically, each with a `.json`
 sidecar holding its metadata and the SHA-256 of its bytes; when the cache grows past its bound
-the least recently used entries are removed.
+the least recently used entries are removed. A hit is read memory-mapped: `np.savez` stores
+its arrays uncompressed, so each array is a read-only `np.memmap` over its bytes in the entry,
+and an entry larger than memory is paged in as it is read, never loaded whole.
 
 The cache is an optimisation, never a point of failure: a read that cannot use an entry
 (absent, evicted meanwhile, damaged, another shape) is a miss, and a write that cannot be made
@@ -17,13 +19,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import stat
+import struct
+import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -46,6 +51,10 @@ __all__ = ["CacheWarning", "Expected", "FeatureCache", "make_key", "weights_dige
 
 DEFAULT_MAX_BYTES = 8 * 1024**3
 FEATURES_DIR = "features"
+# A zip member's local file header (PKWARE APPNOTE 4.3.7): its data follows the name and the extra field.
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 # What a reader expects of an entry, by array name: its shape (None: any size) and dtype.
 Expected = Mapping[str, tuple[tuple[int | None, ...], Any]]
 
@@ -168,6 +177,23 @@ class FeatureCache:
             return self._not_stored(f"cannot write a sidecar: {describe(error)}")
         return None
 
+    def scratch(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A zeroed float32 array to compute an entry in: backed by an unnamed file in the cache's
+        folder, so that an entry larger than memory goes to disk as it is computed (and a crash
+        leaves nothing behind); in memory without a root, or where that file cannot be made."""
+        size = int(np.prod(shape, dtype=np.int64)) * 4
+        if self.root is not None and size:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                if lacks_room(self.root, size) is None:
+                    with tempfile.TemporaryFile(dir=self.root) as backing:  # the mapping outlives the handle
+                        # Blocks reserved now: a full disk is an OSError here, never a SIGBUS mid-pass.
+                        os.posix_fallocate(backing.fileno(), 0, size)
+                        return np.memmap(backing, dtype=np.float32, mode="r+", shape=shape)
+            except OSError:
+                pass
+        return np.zeros(shape, dtype=np.float32)
+
     def _not_stored(self, reason: str, detail: str = "") -> str:
         assert self.root is not None
         warn_cache(self.root, reason, NOT_CACHED, detail)
@@ -210,7 +236,7 @@ class FeatureCache:
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the entry at `path`, once its bytes match its sidecar's digest.
+    """Every array of the entry at `path`, memory-mapped, once its bytes match its sidecar's digest.
 
     Raises FileNotFoundError when it is absent, `_Unusable` when it is damaged or has no
     digest, OSError when it cannot be read.
@@ -222,10 +248,37 @@ def _load(path: Path) -> dict[str, np.ndarray]:
             raise _Unusable("digest mismatch: the entry's SHA-256 is not the one its sidecar recorded")
         handle.seek(0)
         try:
-            with np.load(handle, allow_pickle=False) as stored:
-                return {name: stored[name] for name in stored.files}
-        except (ValueError, zipfile.BadZipFile, EOFError) as error:
+            with zipfile.ZipFile(handle) as archive:
+                members = archive.infolist()
+            return {member.filename.removesuffix(".npy"): _mapped(handle, member) for member in members}
+        except (ValueError, zipfile.BadZipFile, EOFError, struct.error) as error:
             raise _Unusable(f"not a readable .npz archive ({type(error).__name__})") from None
+
+
+def _mapped(handle: BinaryIO, member: zipfile.ZipInfo) -> np.ndarray:
+    """The array `np.savez` stored as `member` of the open archive `handle`, as a read-only `np.memmap`.
+
+    The mapping outlives `handle` (and the file's removal): it holds the file, not its name.
+    """
+    if member.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{member.filename} is compressed")
+    handle.seek(member.header_offset)
+    header = handle.read(_LOCAL_HEADER.size)
+    signature, *_, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    if signature != _LOCAL_SIGNATURE:
+        raise ValueError(f"no local header for {member.filename}")
+    handle.seek(member.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+    version = np.lib.format.read_magic(handle)
+    if version not in _HEADER_READERS:
+        raise ValueError(f"{member.filename}: .npy format {version}")
+    shape, fortran_order, dtype = _HEADER_READERS[version](handle)
+    if dtype.hasobject:
+        raise ValueError(f"{member.filename} holds Python objects")
+    if math.prod(shape) == 0:  # nothing to map
+        return np.empty(shape, dtype=dtype)
+    return np.memmap(
+        handle, dtype=dtype, mode="r", offset=handle.tell(), shape=shape, order="F" if fortran_order else "C"
+    )
 
 
 def _unused(path: Path, reason: str, *, warn: bool = True) -> tuple[None, str]:

@@ -11,6 +11,7 @@ reported with the cache state. The pass itself runs on LiteRT or Keras (`harness
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -75,11 +76,16 @@ class CachedInputs:
                     images = images.concatenate(self._split(split))
                 frozen_pass = inference.FrozenPass(lower, self.frozen_runtime)
                 ran_on = frozen_pass.ran_on
-                outputs = frozen_pass(image_batches(images).as_numpy_iterator())
+                # With a disk cache the pass writes to disk as it goes: an entry larger than memory is never held whole.
+                scratch = (cache or FeatureCache(None)).scratch
+                per_image = _per_image(plan)
+                total = sum(data.sizes[s] for s in splits)
+                out = None if per_image is None else scratch((total, *per_image))
+                outputs = frozen_pass(image_batches(images).as_numpy_iterator(), out)
                 bounds = np.cumsum([0] + [data.sizes[s] for s in splits])
                 arrays = {s: outputs[bounds[i] : bounds[i + 1]] for i, s in enumerate(splits)}
                 if plan.views:
-                    arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views)
+                    arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views, scratch)
                 state = "miss"
                 if cache is not None and key is not None:
                     not_stored = cache.put(
@@ -101,10 +107,7 @@ class CachedInputs:
         """The shape and dtype of every array of this plan's entry: what the frozen pass would compute."""
         assert plan.lower is not None
         expected: dict[str, tuple[tuple[int | None, ...], object]] = {}
-        try:
-            per_image = tuple(plan.lower.output.shape[1:])
-        except (AttributeError, ValueError):  # a subclassed model: its output's shape is known only once called
-            per_image = None
+        per_image = _per_image(plan)
         if per_image is not None:
             sizes = self.data.sizes
             expected.update({s: ((sizes[s], *per_image), np.float32) for s in splits})
@@ -138,16 +141,29 @@ class CachedInputs:
         return dataset
 
     def _train_views(
-        self, frozen_pass: inference.FrozenPass, identity: np.ndarray, views: tuple[int, ...]
+        self,
+        frozen_pass: inference.FrozenPass,
+        identity: np.ndarray,
+        views: tuple[int, ...],
+        scratch: Callable[[tuple[int, ...]], np.ndarray],
     ) -> np.ndarray:
         """The frozen pass's outputs on every view of the training images, shape (views, images, ...)."""
         assert views[0] == 0, views  # the identity, already computed with the other splits
-        stacked = np.empty((len(views), *identity.shape), dtype=np.float32)
+        stacked = scratch((len(views), *identity.shape))
         stacked[0] = identity
         images = train_images(self.data)
         for position, k in enumerate(views[1:], start=1):
-            stacked[position] = frozen_pass(inference.batches_of(symmetry.view(images, k), PREDICT_BATCH))
+            frozen_pass(inference.batches_of(symmetry.view(images, k), PREDICT_BATCH), stacked[position])
         return stacked
+
+
+def _per_image(plan: Plan) -> tuple[int, ...] | None:
+    """The shape of the frozen part's output for one image; None for a subclassed model (known once called)."""
+    assert plan.lower is not None
+    try:
+        return tuple(plan.lower.output.shape[1:])
+    except (AttributeError, ValueError):
+        return None
 
 
 def _order_problem(stored: Arrays, checksums: dict[str, np.ndarray]) -> str | None:

@@ -221,17 +221,10 @@ class _PhaseRunner:
             self._compile(train_model, phase)
             arrays, cache_state, frozen_pass, cache_reason = self.cached_inputs.get(plan, test=scores_test)
             if draw is None:
-                train_ds = batching.batched(
-                    tf.data.Dataset.from_tensor_slices((arrays["train"], self.labels["train"])),
-                    phase,
-                    shuffle_size=self.data.sizes["train"],
-                    seed=self.seed,
-                )
+                train_ds = batching.rows(arrays["train"], self.labels["train"], phase.batch_size, seed=self.seed)
             else:
                 train_ds = batching.drawn(draw, lambda i, p: arrays["train"][p, i], self.labels["train"], phase)
-            val_ds = batching.batched(
-                tf.data.Dataset.from_tensor_slices((arrays["validation"], self.labels["validation"])), phase
-            )
+            val_ds = batching.rows(arrays["validation"], self.labels["validation"], phase.batch_size)
 
         if phase.backbone_learning_rate is not None:
             train_model = self._two_rates(train_model, phase)
@@ -294,8 +287,9 @@ class _PhaseRunner:
 
     def _evaluate(self, split: str, model: keras.Model, inputs: Any, *, keep: bool = True) -> dict[str, float]:
         """Accuracy and loss of `model` on `inputs` (the split's images or cached arrays)."""
-        batch_size = batching.PREDICT_BATCH if isinstance(inputs, np.ndarray) else None
-        probabilities = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float64)
+        if isinstance(inputs, np.ndarray):  # cached arrays, perhaps memory-mapped: read batch by batch
+            inputs = batching.rows(inputs, None, batching.PREDICT_BATCH)
+        probabilities = np.asarray(model.predict(inputs, verbose=0), dtype=np.float64)
         labels = self._labels(split)
         predicted = probabilities.argmax(axis=-1)
         if keep:

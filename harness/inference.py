@@ -58,9 +58,20 @@ class FrozenPass:
             except _NotConvertible as error:
                 self.ran_on = f"keras (LiteRT: {error})"
 
-    def __call__(self, batches: Iterable[np.ndarray]) -> np.ndarray:
-        outputs = [np.asarray(self._forward(batch)) for batch in batches]
-        return np.concatenate(outputs).astype(np.float32, copy=False)
+    def __call__(self, batches: Iterable[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+        """The outputs on `batches`, as float32, in order; written into `out` when given (exactly its rows)."""
+        if out is None:
+            return np.concatenate([np.asarray(self._forward(batch)) for batch in batches]).astype(
+                np.float32, copy=False
+            )
+        filled = 0
+        for batch in batches:
+            outputs = np.asarray(self._forward(batch))
+            out[filled : filled + len(outputs)] = outputs
+            filled += len(outputs)
+        if filled != len(out):
+            raise ValueError(f"the pass gave {filled} rows for an output of {len(out)}")
+        return out
 
 
 class Interpreted:

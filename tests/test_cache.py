@@ -104,6 +104,47 @@ def test_put_then_get_round_trips_the_arrays(tmp_path: Path) -> None:
     assert cache.get("other") is None
 
 
+def test_a_hit_is_memory_mapped_read_only_and_outlives_its_file(tmp_path: Path) -> None:
+    arrays = {**ARRAYS, "fortran": np.asfortranarray(np.arange(12.0).reshape(3, 4)), "empty": np.zeros((0, 5))}
+    cache = FeatureCache(tmp_path)
+    cache.put("k", arrays, metadata=METADATA)
+    stored = cache.get("k")
+    for name, array in arrays.items():
+        assert stored[name].shape == array.shape and stored[name].dtype == array.dtype
+        np.testing.assert_array_equal(stored[name], array)
+    assert isinstance(stored["train"], np.memmap) and isinstance(stored["fortran"], np.memmap)
+    assert stored["fortran"].flags.f_contiguous
+    with pytest.raises(ValueError, match="read-only"):
+        stored["train"][0, 0] = 1
+    cache.clear()  # evicted while in use: the mapping holds the file, not its name
+    np.testing.assert_array_equal(stored["train"], ARRAYS["train"])
+
+
+def test_a_compressed_entry_is_a_miss(tmp_path: Path) -> None:
+    """Only an uncompressed archive (what `put` writes) can be mapped; another one, digest and all, is a miss."""
+    cache = FeatureCache(tmp_path)
+    cache.put("k", ARRAYS, metadata=METADATA)
+    path = tmp_path / "k.npz"
+    np.savez_compressed(path, **ARRAYS)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.warns(CacheWarning, match=r"not a readable \.npz archive \(ValueError\)"):
+        assert cache.read("k") == (None, "not a readable .npz archive (ValueError)")
+
+
+def test_scratch_is_an_unnamed_file_in_the_cache_folder_or_memory(tmp_path: Path) -> None:
+    scratch = FeatureCache(tmp_path / "features").scratch((1000, 3))
+    assert isinstance(scratch, np.memmap) and scratch.shape == (1000, 3) and scratch.dtype == np.float32
+    assert not scratch.any()
+    scratch[:] = 2.5
+    assert files_in(tmp_path / "features") == []  # nothing a crash could leave behind
+    in_memory = FeatureCache(None).scratch((4, 2))
+    assert not isinstance(in_memory, np.memmap) and in_memory.shape == (4, 2) and not in_memory.any()
+    (tmp_path / "file").write_text("not a folder")
+    assert not isinstance(FeatureCache(tmp_path / "file" / "features").scratch((4, 2)), np.memmap)
+
+
 def test_a_cache_without_a_root_keeps_nothing() -> None:
     cache = FeatureCache(None)
     cache.put("k", ARRAYS, metadata=METADATA)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness import cache as cache_module
 from harness import paths
 from harness.cache import CacheWarning, FeatureCache
 
@@ -372,14 +373,14 @@ def test_an_entry_evicted_mid_read_is_a_miss_or_a_hit_never_an_error(
     monkeypatch.undo()
 
     cache.put("k", ARRAYS, metadata={})
-    real_load = np.load
+    real_mapped = cache_module._mapped
 
-    def load_then_evict(*args: object, **kwargs: object) -> object:
-        stored = real_load(*args, **kwargs)
-        evict()
-        return stored
+    def map_then_evict(*args: object) -> object:
+        mapped = real_mapped(*args)  # type: ignore[arg-type]
+        evict()  # the mapping holds the file, not its name
+        return mapped
 
-    monkeypatch.setattr(np, "load", load_then_evict)
+    monkeypatch.setattr(cache_module, "_mapped", map_then_evict)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(cache.get("k", EXPECTED)["train"], ARRAYS["train"])  # utime finds nothing

@@ -268,3 +268,22 @@ def test_class_weight_keys_that_are_not_classes_are_an_error_before_training():
         "`feature_extraction.class_weight` must name classes of in-memory arrays (0 to 1). "
         "Received: class_weight={0: 1.0, 5: 2.0}"
     )
+
+
+def test_rows_batches_as_from_tensor_slices_does_and_reads_a_memory_map(tmp_path):
+    from harness import batching
+
+    inputs = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(37, 3, 2))
+    inputs[:] = np.random.default_rng(0).normal(size=inputs.shape)
+    labels = np.arange(37, dtype=np.int32) % 3
+    want = tf.data.Dataset.from_tensor_slices((np.asarray(inputs), labels)).shuffle(37, seed=4).batch(8)
+    got = batching.rows(inputs, labels, 8, seed=4)
+    for _ in range(2):  # reshuffled each epoch, as the other is
+        pairs = list(zip(got.as_numpy_iterator(), want.as_numpy_iterator(), strict=True))
+        assert len(pairs) == 5
+        for (x, y), (x_want, y_want) in pairs:
+            np.testing.assert_array_equal(x, x_want)
+            np.testing.assert_array_equal(y, y_want)
+    in_order = np.concatenate(list(batching.rows(inputs, None, 10).as_numpy_iterator()))
+    np.testing.assert_array_equal(in_order, inputs)
+    assert batching.rows(inputs, None, 10).element_spec.shape.as_list() == [None, 3, 2]

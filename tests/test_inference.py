@@ -60,6 +60,17 @@ def test_keras_runtime_is_model_predict() -> None:
     )
 
 
+@pytest.mark.parametrize("runtime", ["litert", "keras"])
+def test_the_pass_fills_a_given_output_row_for_row(runtime: str) -> None:
+    model, pixels = tiny_backbone(), images(13)
+    frozen = inference.FrozenPass(model, runtime)
+    out = np.zeros((13, 8), dtype=np.float32)
+    assert frozen(inference.batches_of(pixels, 5), out) is out
+    np.testing.assert_array_equal(out, frozen(inference.batches_of(pixels, 5)))
+    with pytest.raises(ValueError, match="the pass gave 13 rows for an output of 14"):
+        frozen(inference.batches_of(pixels, 5), np.zeros((14, 8), dtype=np.float32))
+
+
 def test_a_model_with_two_outputs_falls_back_to_keras_and_says_why() -> None:
     inputs = keras.Input((4,))
     model = keras.Model(inputs, [keras.layers.Dense(2)(inputs), keras.layers.Dense(3)(inputs)])
