@@ -47,6 +47,7 @@ class CachedInputs:
         self.experiment, self.data, self.cache = experiment, data, cache
         self.frozen_runtime, self.backbone_training, self.policy = frozen_runtime, backbone_training, policy
         self._memory: dict[str, Arrays] = {}
+        self.entry: str | None = None  # the disk entry's key of the last `get` (None: not on disk)
 
     def get(self, plan: Plan, *, test: bool) -> tuple[Arrays, str, str | None, str | None]:
         lower = plan.lower
@@ -54,7 +55,7 @@ class CachedInputs:
         experiment, data = self.experiment, self.data
         splits = [s for s in loading.SPLITS if data.split(s) is not None and (test or s != "test")]
         digest = weights_digest(v.numpy() for v in lower.weights)
-        key = self._key(plan, splits, digest)
+        key = self.entry = self._key(plan, splits, digest)
         memory_key = key or f"{plan.training_path}:{plan.views}:{splits}:{digest}"
         if memory_key in self._memory:
             return self._memory[memory_key], "hit", None, None

@@ -35,6 +35,7 @@ from harness import (
     errors,
     freezing,
     inference,
+    invariants,
     planning,
     spec,
     stats,
@@ -48,6 +49,7 @@ from harness.data import loading
 from harness.data.checks import check_data
 from harness.model import Built
 from harness.results import ExperimentResult, PhaseResult, Predictions, Run, WeightChanges, plain_params
+from harness.session_memo import SessionMemo
 from harness.spec.schedules import phase_config
 
 
@@ -70,6 +72,8 @@ class RunOptions:
     # What the layers compute in and where they train (harness/distribution.py).
     precision: str = "float32"
     strategy: str = "default"
+    # What a session keeps across experiments (loaded data, cached paths shown to agree); None: nothing.
+    memo: SessionMemo | None = None
 
 
 def run(experiment: spec.Experiment, options: RunOptions) -> Run:
@@ -88,7 +92,7 @@ def _run(experiment: spec.Experiment, options: RunOptions, placement: distributi
     if options.deterministic:
         tf.config.experimental.enable_op_determinism()
     backbone = model_lib.load_backbone(experiment)  # first: missing weights skip before any data is read
-    data = loading.load(experiment.dataset)
+    data = loading.load(experiment.dataset) if options.memo is None else options.memo.load(experiment.dataset)
     experiment = data.resolve(experiment)  # TFDS keys as loaded (the builder's supervised_keys)
     check_data(experiment, data)  # held-out splits, a test split where one is read, class_weight classes
     built = model_lib.load(experiment, backbone, data.num_classes)
@@ -240,19 +244,25 @@ class _PhaseRunner:
             verbose=0,
         ).history
 
-        # Validation always runs end to end on raw images through the real model. After a cached
-        # phase the cached path scores validation too, and the two must agree (an always-on
-        # check), which also vouches for the test score taken on the cached inputs.
-        val = self._evaluate("validation", self.built.model, self._images("validation"))
+        # Validation runs end to end on raw images through the real model. After a cached phase
+        # the cached path scores validation too, and the two must agree (an always-on check),
+        # which also vouches for the test score taken on the cached inputs. Once a cache entry's
+        # path has agreed in this session, later phases on it take the cached figure (`session_memo`).
+        memo, entry = self.options.memo, self.cached_inputs.entry if plan.cached else None
+        shown_by = None if memo is None else memo.shown(entry)
         cached_val = test = None
-        if plan.cached:
-            cached_val = self._evaluate("validation", train_model, arrays["validation"], keep=False)["accuracy"]
-            if "test" in arrays:
-                test = self._evaluate("test", train_model, arrays["test"])
-        elif self.data.test is not None and scores_test:
+        if shown_by is not None:
+            val = self._evaluate("validation", train_model, arrays["validation"])
+        else:
+            val = self._evaluate("validation", self.built.model, self._images("validation"))
+            if plan.cached:
+                cached_val = self._evaluate("validation", train_model, arrays["validation"], keep=False)["accuracy"]
+        if plan.cached and "test" in arrays:
+            test = self._evaluate("test", train_model, arrays["test"])
+        elif not plan.cached and self.data.test is not None and scores_test:
             test = self._evaluate("test", self.built.model, self._images("test"))
         self.weight_changes[phase.name] = WeightChanges.between(before, frozen_vars, trainable_vars)
-        return PhaseResult(
+        result = PhaseResult(
             name=phase.name,
             kind=phase.kind,
             epochs=phase.epochs,
@@ -273,14 +283,17 @@ class _PhaseRunner:
             cache_reason=cache_reason,
             best_epoch=training_options.kept_epoch(callbacks),
             config=phase_config(phase),
+            cached_path_shown_by=shown_by,
         )
+        if (
+            memo is not None
+            and cached_val is not None
+            and invariants.cached_path(result, self.data.sizes["validation"]).passed
+        ):
+            memo.record(entry, self.experiment.name)
+        return result
 
     # ------------------------------------------------------------------ helpers
-
-    def _labels(self, split: str) -> np.ndarray:
-        if split not in self.labels:
-            self.labels[split] = self.data.labels(split)
-        return self.labels[split]
 
     def _images(self, split: str) -> tf.data.Dataset:
         return batching.image_batches(self.data.split(split))
@@ -290,7 +303,7 @@ class _PhaseRunner:
         if isinstance(inputs, np.ndarray):  # cached arrays, perhaps memory-mapped: read batch by batch
             inputs = batching.rows(inputs, None, batching.PREDICT_BATCH)
         probabilities = np.asarray(model.predict(inputs, verbose=0), dtype=np.float64)
-        labels = self._labels(split)
+        labels = self.data.labels(split)
         predicted = probabilities.argmax(axis=-1)
         if keep:
             self.predictions[split] = Predictions(labels=labels, predicted=predicted)

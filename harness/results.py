@@ -70,6 +70,10 @@ class PhaseResult:
     # learning_rate, backbone_learning_rate, batch_size, schedule, label_smoothing, weight_decay,
     # checkpoint_best.
     config: dict[str, Any] = field(default_factory=dict)
+    # The experiment whose phase showed, earlier in this session, that this phase's cache entry
+    # gives the real model's validation accuracy: validation was then scored on the cached path
+    # only (`harness.session_memo`). None: scored end to end here, or not on a cached path.
+    cached_path_shown_by: str | None = None
 
 
 @dataclass

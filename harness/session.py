@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -32,6 +32,9 @@ from harness.outputs import Outputs, StagingFolder
 from harness.paths import relative_to_root
 from harness.results import ExperimentResult
 from harness.rootdir import project_root
+
+if TYPE_CHECKING:  # imports TensorFlow, which collection must not
+    from harness.session_memo import SessionMemo
 
 SESSION_KEY = pytest.StashKey["Session"]()
 
@@ -54,6 +57,7 @@ class Session:
     late_failures: list[gate.Comparison] = field(default_factory=list)  # rejected only at the session's end
     # In a pytest-xdist worker: the progress lines of the running experiment, sent with its report.
     pending_progress: list[str] = field(default_factory=list)
+    memo: SessionMemo | None = None  # what the experiments share (harness.session_memo), made by the first
 
     @classmethod
     def of(cls, config: pytest.Config) -> Session:
@@ -103,6 +107,9 @@ class Session:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from harness import engine
         from harness.cache import FeatureCache
+        from harness.session_memo import SessionMemo
+
+        self.memo = self.memo or SessionMemo()
 
         options = engine.RunOptions(
             seed=self.config.getoption("harness_seed"),
@@ -113,6 +120,7 @@ class Session:
             precision=self.config.getoption("precision"),
             strategy=self.config.getoption("strategy"),
             progress=self.progress(),
+            memo=self.memo,
         )
         recorded = self.baselines()
         if self.baseline_error is not None:  # the gate cannot run: say so before training

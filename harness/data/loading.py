@@ -50,6 +50,7 @@ class LoadedData:
     slices: dict[str, list[str]] = field(default_factory=dict, repr=False)
     skipped_files: dict[str, Any] = field(default_factory=dict)
     _digests: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _labels: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def resolve(self, experiment: spec.Experiment) -> spec.Experiment:
         """`experiment` with its data set as loaded (what the cache identity and reports must name)."""
@@ -59,10 +60,13 @@ class LoadedData:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
 
     def labels(self, name: str) -> np.ndarray:
-        dataset = self.split(name)
-        if dataset is None:
-            raise ValueError(f"the data set has no {name} split")
-        return np.fromiter((label for _, label in dataset.as_numpy_iterator()), dtype=np.int32)
+        """The labels of split `name`, in order (computed once per split)."""
+        if name not in self._labels:
+            dataset = self.split(name)
+            if dataset is None:
+                raise ValueError(f"the data set has no {name} split")
+            self._labels[name] = np.fromiter((label for _, label in dataset.as_numpy_iterator()), dtype=np.int32)
+        return self._labels[name]
 
     def digests(self, name: str) -> np.ndarray:
         """A content digest of every image of split `name`, in order: shape (images, 16), uint8.
