@@ -80,10 +80,9 @@ class CachedInputs:
                 # With a disk cache the pass writes to disk as it goes: an entry larger than memory is never held whole.
                 scratch = (cache or FeatureCache(None)).scratch
                 per_image = _per_image(plan)
-                total = sum(data.sizes[s] for s in splits)
-                out = None if per_image is None else scratch((total, *per_image))
-                outputs = frozen_pass(image_batches(images).as_numpy_iterator(), out)
                 bounds = np.cumsum([0] + [data.sizes[s] for s in splits])
+                out = None if per_image is None else scratch((int(bounds[-1]), *per_image))
+                outputs = frozen_pass(image_batches(images).as_numpy_iterator(), out)
                 arrays = {s: outputs[bounds[i] : bounds[i + 1]] for i, s in enumerate(splits)}
                 if plan.views:
                     arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views, scratch)

@@ -162,7 +162,6 @@ class _PhaseRunner:
         self.experiment, self.built, self.data, self.options, self.seed = experiment, built, data, options, seed
         self.policy = policy
         self.weight_changes: dict[str, WeightChanges] = {}
-        self.labels = {name: data.labels(name) for name in ("train", "validation")}
         self.predictions: dict[str, Predictions] = {}
         self.test_phases = experiment.test_phases
         self.cached_inputs = CachedInputs(
@@ -206,6 +205,7 @@ class _PhaseRunner:
         draw = symmetry.Draw(self.seed, self.data.sizes["train"], phase.batch_size, len(views)) if views else None
         scores_test = phase.name in self.test_phases
         arrays: dict[str, np.ndarray] = {}
+        labels = self.data.labels("train")
         if not plan.cached:
             train_model = model
             if draw is None:
@@ -215,7 +215,7 @@ class _PhaseRunner:
             else:
                 images = batching.train_images(self.data)
                 train_ds = batching.drawn(
-                    draw, lambda i, p: symmetry.views_of(images[i], [views[k] for k in p]), self.labels["train"], phase
+                    draw, lambda i, p: symmetry.views_of(images[i], [views[k] for k in p]), labels, phase
                 )
             val_ds = batching.batched(self.data.validation, phase)
             cache_state, frozen_pass, cache_reason = "none", None, None
@@ -225,10 +225,10 @@ class _PhaseRunner:
             self._compile(train_model, phase)
             arrays, cache_state, frozen_pass, cache_reason = self.cached_inputs.get(plan, test=scores_test)
             if draw is None:
-                train_ds = batching.rows(arrays["train"], self.labels["train"], phase.batch_size, seed=self.seed)
+                train_ds = batching.rows(arrays["train"], labels, phase.batch_size, seed=self.seed)
             else:
-                train_ds = batching.drawn(draw, lambda i, p: arrays["train"][p, i], self.labels["train"], phase)
-            val_ds = batching.rows(arrays["validation"], self.labels["validation"], phase.batch_size)
+                train_ds = batching.drawn(draw, lambda i, p: arrays["train"][p, i], labels, phase)
+            val_ds = batching.rows(arrays["validation"], self.data.labels("validation"), phase.batch_size)
 
         if phase.backbone_learning_rate is not None:
             train_model = self._two_rates(train_model, phase)
@@ -248,7 +248,8 @@ class _PhaseRunner:
         # the cached path scores validation too, and the two must agree (an always-on check),
         # which also vouches for the test score taken on the cached inputs. Once a cache entry's
         # path has agreed in this session, later phases on it take the cached figure (`session_memo`).
-        memo, entry = self.options.memo, self.cached_inputs.entry if plan.cached else None
+        memo = self.options.memo
+        entry = self.cached_inputs.entry if plan.cached else None
         shown_by = None if memo is None else memo.shown(entry)
         cached_val = test = None
         if shown_by is not None:
@@ -372,11 +373,9 @@ class _PhaseRunner:
         if phase.class_weight is None:
             return None
         if phase.class_weight == "balanced":
-            counts = np.bincount(self.labels["train"], minlength=self.data.num_classes).astype(np.float64)
-            return {
-                i: float(len(self.labels["train"]) / (self.data.num_classes * c)) if c else 0.0
-                for i, c in enumerate(counts)
-            }
+            labels = self.data.labels("train")
+            counts = np.bincount(labels, minlength=self.data.num_classes).astype(np.float64)
+            return {i: float(len(labels) / (self.data.num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
         assert not isinstance(phase.class_weight, str), phase.class_weight
         return dict(phase.class_weight)
 
