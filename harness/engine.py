@@ -185,7 +185,9 @@ class _PhaseRunner:
                 error.received,
             ) from None
         self.built.head.trainable = True
-        trainable_vars, frozen_vars = list(model.trainable_weights), list(model.non_trainable_weights)
+        trainable_vars, non_trainable_vars = list(model.trainable_weights), list(model.non_trainable_weights)
+        updated = freezing.updated_statistics(model)  # moving statistics of BatchNorm layers that train
+        frozen_vars = [v for v in non_trainable_vars if v.path not in updated]
         before = {v.path: np.array(v.numpy(), copy=True) for v in model.weights}
         # Optimizer steps per epoch, for a schedule (needed to compile; as `symmetry.Draw.steps`).
         self.steps = training_options.steps_per_epoch(self.data.sizes["train"], phase.batch_size)
@@ -274,7 +276,7 @@ class _PhaseRunner:
             test_accuracy=None if test is None else test["accuracy"],
             test_loss=None if test is None else test["loss"],
             trainable_params=_count(trainable_vars),
-            non_trainable_params=_count(frozen_vars),
+            non_trainable_params=_count(non_trainable_vars),
             wall_time_s=time.perf_counter() - started,
             training_path=plan.training_path,
             training_path_reason=plan.reason,

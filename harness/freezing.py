@@ -229,6 +229,13 @@ def keras_layers(model: Any, parents: tuple[str, ...] = ()) -> Iterator[tuple[La
         yield LayerInfo(layer.name, parents, is_batchnorm, has_weights), layer
 
 
+def updated_statistics(model: Any) -> frozenset[str]:
+    """Paths of the non-trainable variables that training still updates: those of trainable leaf
+    layers (a trainable BatchNormalization's moving mean and variance). Every other non-trainable
+    variable of `model` is frozen and must stay bit-for-bit unchanged."""
+    return frozenset(v.path for _, layer in keras_layers(model) if layer.trainable for v in layer.non_trainable_weights)
+
+
 def apply(model: Any, rule: Rule, *, train_batchnorm: bool = False) -> frozenset[str]:
     """Sets `trainable` on every leaf layer of `model` as `rule` resolves; returns the trainable names.
 

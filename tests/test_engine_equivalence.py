@@ -331,6 +331,23 @@ def test_frozen_dropout_rules_out_caching_when_the_backbone_follows_the_training
     ] * 2
 
 
+def test_moving_statistics_of_batchnorm_that_trains_are_not_counted_as_frozen(train) -> None:
+    """With `train_batchnorm` the unfrozen BatchNorm updates its moving statistics (non-trainable
+    variables): they are not frozen weights, and the frozen block's statistics are still checked."""
+    experiment = tiny_experiment(
+        spec.feature_extraction(epochs=1, learning_rate=5e-2, batch_size=16),
+        spec.fine_tune(unfreeze_from="block_2_", train_batchnorm=True, epochs=1, learning_rate=1e-2, batch_size=16),
+    )
+    result, weights = train(experiment)
+    assert [(c.name, c.phase) for c in result.checks if not c.passed] == []
+    frozen = [c for c in result.checks if c.name == "frozen_weights_unchanged"]
+    assert [c.phase for c in frozen] == ["feature_extraction", "fine_tune"]
+    # Fine-tuning leaves block_1_'s four BatchNorm variables and conv kernel and bias frozen.
+    assert frozen[1].expected == "all 6 frozen variables bit-for-bit unchanged"
+    assert np.all(weights["block_1_bn/moving_mean"] == np.float32(MOVING_MEAN))
+    assert not np.all(weights["block_2_bn/moving_mean"] == np.float32(MOVING_MEAN))
+
+
 def test_random_layers_are_recognised() -> None:
     import keras
     from keras.src.applications.convnext import StochasticDepth
