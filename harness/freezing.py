@@ -230,10 +230,15 @@ def keras_layers(model: Any, parents: tuple[str, ...] = ()) -> Iterator[tuple[La
 
 
 def updated_statistics(model: Any) -> frozenset[str]:
-    """Paths of the non-trainable variables that training still updates: those of trainable leaf
-    layers (a trainable BatchNormalization's moving mean and variance). Every other non-trainable
-    variable of `model` is frozen and must stay bit-for-bit unchanged."""
-    return frozenset(v.path for _, layer in keras_layers(model) if layer.trainable for v in layer.non_trainable_weights)
+    """Paths of the non-trainable variables that training still updates: the moving mean and
+    variance of BatchNormalization layers that train. Every other non-trainable variable of
+    `model` is frozen and must stay bit-for-bit unchanged."""
+    return frozenset(
+        v.path
+        for info, layer in keras_layers(model)
+        if info.is_batchnorm and layer.trainable
+        for v in layer.non_trainable_weights
+    )
 
 
 def apply(model: Any, rule: Rule, *, train_batchnorm: bool = False) -> frozenset[str]:
