@@ -232,7 +232,10 @@ def keras_layers(model: Any, parents: tuple[str, ...] = ()) -> Iterator[tuple[La
 def updated_statistics(model: Any) -> frozenset[str]:
     """Paths of the non-trainable variables that training still updates: the moving mean and
     variance of BatchNormalization layers that train. Every other non-trainable variable of
-    `model` is frozen and must stay bit-for-bit unchanged."""
+    `model` is frozen and must stay bit-for-bit unchanged.
+
+    BatchNorm only: a backbone called through a `training=False` wrapper layer (no phase trains
+    BatchNorm) is one trainable leaf here that holds all of the backbone's variables."""
     return frozenset(
         v.path
         for info, layer in keras_layers(model)
