@@ -9,6 +9,8 @@ the binary label is defined.
 
     pytest specs/ -k elpv --export-dir reports/exports
     python benchmarks/elpv_views.py reports/exports
+
+`--spec FILE` reads the experiments from another spec file (a variant of specs/elpv.py).
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SPEC_FILE = "specs/elpv.py"
 AVERAGES = {"view 0": [0], "flips (0, 2, 4, 6)": [0, 2, 4, 6], "all 8": list(range(8))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exports", type=Path, help="The --export-dir of a `pytest specs/` run")
+    parser.add_argument("--spec", type=Path, default=Path("specs/elpv.py"), help="The spec file exported")
     args = parser.parse_args()
 
     import keras
@@ -36,10 +38,10 @@ def main() -> None:
     from harness.data import loading
 
     with spec.collecting() as found:
-        runpy.run_path(SPEC_FILE)
+        runpy.run_path(str(args.spec))
     scored = [e for e in found if (args.exports / e.name / "model.keras").exists() and e.backbone.weights]
     if not scored:
-        raise SystemExit(f"{args.exports} holds no export of a pretrained experiment of {SPEC_FILE}")
+        raise SystemExit(f"{args.exports} holds no export of a pretrained experiment of {args.spec}")
     for experiment in scored:
         data = loading.load(experiment.dataset)
         images = np.concatenate([batch for batch, _ in data.split("test").batch(64).as_numpy_iterator()])

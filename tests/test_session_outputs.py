@@ -57,6 +57,16 @@ def test_discard_leaves_every_destination_as_it_was(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_is_held_back_during_the_commit() -> None:
+    # Python's own Ctrl-C handler, whatever this process started with: a job started in the
+    # background by a non-interactive shell (`cmd &`, as some CI runners do) inherits SIGINT ignored.
+    started_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _held_then_restored()
+    finally:
+        signal.signal(signal.SIGINT, started_with)
+
+
+def _held_then_restored() -> None:
     with deferred_interrupt() as held:
         os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt here
     assert held == [signal.SIGINT]
