@@ -73,12 +73,17 @@ def entry_for(
     return entry
 
 
+DURATION_SLACK_S = 30.0  # seconds that change no shard's balance
+
+
 def kept_duration(entry: dict[str, Any], recorded: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`entry` with the recorded `wall_time_s` kept while the new one is within a factor of 2 of it:
-    `--shard` balances by durations, which vary from run to run, and recording an unchanged
-    experiment again should change no byte of the file. `recorded` is a valid entry (`invalid_entries`)."""
+    """`entry` with the recorded `wall_time_s` kept while the new one is within a factor of 2 of it,
+    or within `DURATION_SLACK_S` (a run of seconds doubles on a loaded machine): `--shard` balances
+    by durations, which vary from run to run, and recording an unchanged experiment again should
+    change no byte of the file. `recorded` is a valid entry (`invalid_entries`)."""
     old = (recorded or {}).get("wall_time_s")
-    if old and 0.5 <= entry["wall_time_s"] / old <= 2:
+    new = entry["wall_time_s"]
+    if old and (0.5 <= new / old <= 2 or abs(new - old) <= DURATION_SLACK_S):
         return {**entry, "wall_time_s": old}
     return entry
 
