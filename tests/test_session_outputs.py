@@ -61,17 +61,13 @@ def test_ctrl_c_is_held_back_during_the_commit() -> None:
     # background by a non-interactive shell (`cmd &`, as some CI runners do) inherits SIGINT ignored.
     started_with = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        _held_then_restored()
+        with deferred_interrupt() as held:
+            os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt here
+        assert held == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):  # and the usual handler is back
+            os.kill(os.getpid(), signal.SIGINT)
     finally:
         signal.signal(signal.SIGINT, started_with)
-
-
-def _held_then_restored() -> None:
-    with deferred_interrupt() as held:
-        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt here
-    assert held == [signal.SIGINT]
-    with pytest.raises(KeyboardInterrupt):  # and the usual handler is back
-        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _ctrl_c_inside_the_commit(monkeypatch: pytest.MonkeyPatch) -> None:
