@@ -29,7 +29,7 @@ def main() -> None:
 
     from harness import gate, locks, spec
     from harness.data.datasets import elpv
-    from harness.data.datasets.elpv_labels import LABEL_NAMES
+    from harness.data.datasets.elpv_labels import FIRST_DEFECTIVE_LABEL, LABEL_NAMES
 
     with open(args.baselines, encoding="utf-8") as file:
         recorded = json.load(file)["experiments"]
@@ -60,7 +60,7 @@ def main() -> None:
         if name not in datasets or predictions is None:
             continue
         predicted = np.array(gate.decode(predictions))
-        binary = predicted if datasets[name].label_key == "defective" else predicted >= 2
+        binary = predicted if datasets[name].label_key == "defective" else predicted >= FIRST_DEFECTIVE_LABEL
         print(f"{name} (seed {entry.get('seed')}): binary test accuracy {np.mean(binary == defective):.4f}")
         for index, probability in enumerate(LABEL_NAMES):
             cells = label == index

@@ -34,8 +34,9 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from harness import spec, symmetry
+    from harness import batching, spec, symmetry
     from harness.data import loading
+    from harness.data.datasets.elpv_labels import FIRST_DEFECTIVE_LABEL
 
     with spec.collecting() as found:
         runpy.run_path(str(args.spec))
@@ -44,18 +45,20 @@ def main() -> None:
         raise SystemExit(f"{args.exports} holds no export of a pretrained experiment of {args.spec}")
     for experiment in scored:
         data = loading.load(experiment.dataset)
-        images = np.concatenate([batch for batch, _ in data.split("test").batch(64).as_numpy_iterator()])
+        images = np.concatenate(list(batching.image_batches(data.split("test")).as_numpy_iterator()))
         labels = data.labels("test")
         model = keras.saving.load_model(args.exports / experiment.name / "model.keras")
-        per_view = np.stack([model.predict(symmetry.view(images, k), batch_size=64, verbose=0) for k in range(8)])
+        per_view = np.stack(
+            [model.predict(symmetry.view(images, k), batch_size=batching.PREDICT_BATCH, verbose=0) for k in range(8)]
+        )
         alone = ", ".join(f"{np.mean(p.argmax(1) == labels):.3f}" for p in per_view)
         print(f"{experiment.name}: test accuracy of each view alone {alone}")
         for average, views in AVERAGES.items():
             probabilities = per_view[views].mean(axis=0)
             line = f"  {average}: {np.mean(probabilities.argmax(1) == labels):.4f}"
             if probabilities.shape[1] == 4:
-                defective = probabilities[:, 2:].sum(axis=1) > 0.5
-                line += f", scored as binary {np.mean(defective == (labels >= 2)):.4f}"
+                defective = probabilities[:, FIRST_DEFECTIVE_LABEL:].sum(axis=1) > 0.5
+                line += f", scored as binary {np.mean(defective == (labels >= FIRST_DEFECTIVE_LABEL)):.4f}"
             print(line)
 
 

@@ -31,6 +31,7 @@ from etils import epath
 from harness.data.datasets.elpv_labels import (
     CELL_TYPE_NAMES,
     DEFECTIVE_NAMES,
+    FIRST_DEFECTIVE_LABEL,
     LABEL_NAMES,
     LABELS_FILENAME,
     SPLIT_NAMES,
@@ -47,6 +48,7 @@ from harness.data.datasets.elpv_labels import (
 __all__ = [
     "CELL_TYPE_NAMES",
     "DEFECTIVE_NAMES",
+    "FIRST_DEFECTIVE_LABEL",
     "HOMEPAGE",
     "IMAGE_SIZE",
     "LABELS_FILENAME",

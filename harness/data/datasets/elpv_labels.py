@@ -28,6 +28,9 @@ LABEL_NAMES: tuple[str, ...] = ("p0", "p33", "p67", "p100")
 DEFECTIVE_NAMES: tuple[str, ...] = ("functional", "defective")
 """Names of the binary `defective` label (defective when the defect probability is >= 0.5)."""
 
+FIRST_DEFECTIVE_LABEL = 2
+"""The first 4-class `label` whose cells are `defective` (defect probability 2/3; 1 follows)."""
+
 CELL_TYPE_NAMES: tuple[str, ...] = ("mono", "poly")
 """Module types: monocrystalline or polycrystalline."""
 
@@ -101,7 +104,7 @@ def is_defective(defect_probability: float) -> bool:
     Raises:
         ValueError: If the probability is not one of the four ELPV values.
     """
-    return probability_to_label(defect_probability) >= 2
+    return probability_to_label(defect_probability) >= FIRST_DEFECTIVE_LABEL
 
 
 def parse_labels(text: str, *, source: str = LABELS_FILENAME) -> list[ElpvRecord]:
