@@ -10,7 +10,11 @@ the binary label is defined.
     pytest specs/ -k elpv --export-dir reports/exports
     python benchmarks/elpv_views.py reports/exports
 
-`--spec FILE` reads the experiments from another spec file (a variant of specs/elpv.py).
+`--spec FILE` reads the experiments from another spec file (a variant of specs/elpv.py). Given
+several export folders (other seeds, say) or several models, it also scores them together: the
+binary accuracy of their mean defect probability (a binary model's P(defective), a 4-class
+model's P(2/3) + P(1)), and how many test images 1, 2, ... of them get wrong, by the experts'
+defect probability.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -27,32 +34,33 @@ AVERAGES = {"view 0": [0], "flips (0, 2, 4, 6)": [0, 2, 4, 6], "all 8": list(ran
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("exports", type=Path, help="The --export-dir of a `pytest specs/` run")
+    parser.add_argument("exports", type=Path, nargs="+", help="The --export-dir of a `pytest specs/` run")
     parser.add_argument("--spec", type=Path, default=Path("specs/elpv.py"), help="The spec file exported")
     args = parser.parse_args()
 
     import keras
-    import numpy as np
 
     from harness import batching, spec, symmetry
     from harness.data import loading
-    from harness.data.datasets.elpv_labels import FIRST_DEFECTIVE_LABEL
+    from harness.data.datasets.elpv_labels import FIRST_DEFECTIVE_LABEL, LABEL_NAMES
 
     with spec.collecting() as found:
         runpy.run_path(str(args.spec))
-    scored = [e for e in found if (args.exports / e.name / "model.keras").exists() and e.backbone.weights]
+    pretrained = [e for e in found if e.backbone.weights]
+    scored = [(d, e) for d in args.exports for e in pretrained if (d / e.name / "model.keras").exists()]
     if not scored:
-        raise SystemExit(f"{args.exports} holds no export of a pretrained experiment of {args.spec}")
-    for experiment in scored:
+        raise SystemExit(f"{', '.join(map(str, args.exports))}: no export of a pretrained experiment of {args.spec}")
+    defect_probabilities = []
+    for exports, experiment in scored:
         data = loading.load(experiment.dataset)
         images = np.concatenate(list(batching.image_batches(data.split("test")).as_numpy_iterator()))
         labels = data.labels("test")
-        model = keras.saving.load_model(args.exports / experiment.name / "model.keras")
+        model = keras.saving.load_model(exports / experiment.name / "model.keras")
         per_view = np.stack(
             [model.predict(symmetry.view(images, k), batch_size=batching.PREDICT_BATCH, verbose=0) for k in range(8)]
         )
         alone = ", ".join(f"{np.mean(p.argmax(1) == labels):.3f}" for p in per_view)
-        print(f"{experiment.name}: test accuracy of each view alone {alone}")
+        print(f"{exports / experiment.name}: test accuracy of each view alone {alone}")
         for average, views in AVERAGES.items():
             probabilities = per_view[views].mean(axis=0)
             line = f"  {average}: {np.mean(probabilities.argmax(1) == labels):.4f}"
@@ -60,6 +68,33 @@ def main() -> None:
                 defective = probabilities[:, FIRST_DEFECTIVE_LABEL:].sum(axis=1) > 0.5
                 line += f", scored as binary {np.mean(defective == (labels >= FIRST_DEFECTIVE_LABEL)):.4f}"
             print(line)
+        defect_probabilities.append(per_view[..., 1] if per_view.shape[-1] == 2 else per_view[..., 2:].sum(axis=-1))
+    if len(scored) > 1:
+        # The experts' defect probability of each test image: the 4-class label of the same split.
+        fine = loading.load(scored[0][1].dataset.with_keys("image", "label")).labels("test")
+        _together(np.stack(defect_probabilities), fine, FIRST_DEFECTIVE_LABEL, LABEL_NAMES)
+
+
+def _together(
+    defect_probability: np.ndarray, fine: np.ndarray, first_defective: int, label_names: Sequence[str]
+) -> None:
+    """Scores models together: `defect_probability` is (models, views, images), `fine` the 4-class labels."""
+    defective = fine >= first_defective
+    models = len(defect_probability)
+    mean = defect_probability.mean(axis=0)
+    print(f"the {models} models together (mean defect probability), scored as binary:")
+    for average, views in AVERAGES.items():
+        print(f"  {average}: {np.mean((mean[views].mean(axis=0) > 0.5) == defective):.4f}")
+    wrong = ((defect_probability[:, 0] > 0.5) != defective).sum(axis=0)
+    print(
+        "  test images (view 0) wrong in 0, 1, ... of them: "
+        + ", ".join(str(np.sum(wrong == k)) for k in range(models + 1))
+    )
+    by_label = ", ".join(
+        f"{np.sum((wrong == models) & (fine == c))} of {np.sum(fine == c)} at {name}"
+        for c, name in enumerate(label_names)
+    )
+    print(f"  wrong in all {models}, by defect probability: {by_label}")
 
 
 if __name__ == "__main__":
