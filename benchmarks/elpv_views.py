@@ -13,7 +13,7 @@ the binary label is defined.
 `--spec FILE` reads the experiments from another spec file (a variant of specs/elpv.py). Given
 several export folders (other seeds, say) or several models, it also scores them together: the
 binary accuracy of their mean defect probability (a binary model's P(defective), a 4-class
-model's P(2/3) + P(1)), and how many test images 1, 2, ... of them get wrong, by the experts'
+model's P(2/3) + P(1)), and how many test images 0, 1, ... of them get wrong, by the experts'
 defect probability.
 """
 
