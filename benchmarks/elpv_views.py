@@ -20,12 +20,14 @@ defect probability.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import runpy
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from harness.data.datasets.elpv_labels import DEFECTIVE_NAMES, FIRST_DEFECTIVE_LABEL, LABEL_NAMES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -42,7 +44,6 @@ def main() -> None:
 
     from harness import batching, spec, symmetry
     from harness.data import loading
-    from harness.data.datasets.elpv_labels import FIRST_DEFECTIVE_LABEL, LABEL_NAMES
 
     with spec.collecting() as found:
         runpy.run_path(str(args.spec))
@@ -50,11 +51,19 @@ def main() -> None:
     scored = [(d, e) for d in args.exports for e in pretrained if (d / e.name / "model.keras").exists()]
     if not scored:
         raise SystemExit(f"{', '.join(map(str, args.exports))}: no export of a pretrained experiment of {args.spec}")
+    test_splits: dict[spec.Dataset, tuple[np.ndarray, np.ndarray]] = {}
+
+    def test_split(dataset: spec.Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """The test images and labels of `dataset`, loaded once however many exports use it."""
+        if dataset not in test_splits:
+            data = loading.load(dataset)
+            images = np.concatenate(list(batching.image_batches(data.split("test")).as_numpy_iterator()))
+            test_splits[dataset] = images, data.labels("test")
+        return test_splits[dataset]
+
     defect_probabilities = []
     for exports, experiment in scored:
-        data = loading.load(experiment.dataset)
-        images = np.concatenate(list(batching.image_batches(data.split("test")).as_numpy_iterator()))
-        labels = data.labels("test")
+        images, labels = test_split(experiment.dataset)
         model = keras.saving.load_model(exports / experiment.name / "model.keras")
         per_view = np.stack(
             [model.predict(symmetry.view(images, k), batch_size=batching.PREDICT_BATCH, verbose=0) for k in range(8)]
@@ -64,22 +73,27 @@ def main() -> None:
         for average, views in AVERAGES.items():
             probabilities = per_view[views].mean(axis=0)
             line = f"  {average}: {np.mean(probabilities.argmax(1) == labels):.4f}"
-            if probabilities.shape[1] == 4:
-                defective = probabilities[:, FIRST_DEFECTIVE_LABEL:].sum(axis=1) > 0.5
+            if probabilities.shape[1] == len(LABEL_NAMES):
+                defective = _defect_probability(probabilities) > 0.5
                 line += f", scored as binary {np.mean(defective == (labels >= FIRST_DEFECTIVE_LABEL)):.4f}"
             print(line)
-        defect_probabilities.append(per_view[..., 1] if per_view.shape[-1] == 2 else per_view[..., 2:].sum(axis=-1))
+        defect_probabilities.append(_defect_probability(per_view))
     if len(scored) > 1:
-        # The experts' defect probability of each test image: the 4-class label of the same split.
-        fine = loading.load(scored[0][1].dataset.with_keys("image", "label")).labels("test")
-        _together(np.stack(defect_probabilities), fine, FIRST_DEFECTIVE_LABEL, LABEL_NAMES)
+        # The experts' defect probability of each test image: the 4-class label of the same split
+        # (a 4-class experiment's own data set, so loaded once).
+        _, fine = test_split(dataclasses.replace(scored[0][1].dataset, label_key="label"))
+        _together(np.stack(defect_probabilities), fine)
 
 
-def _together(
-    defect_probability: np.ndarray, fine: np.ndarray, first_defective: int, label_names: Sequence[str]
-) -> None:
+def _defect_probability(probabilities: np.ndarray) -> np.ndarray:
+    """P(defective) from a binary model's or a 4-class model's class probabilities (last axis)."""
+    first = 1 if probabilities.shape[-1] == len(DEFECTIVE_NAMES) else FIRST_DEFECTIVE_LABEL
+    return probabilities[..., first:].sum(axis=-1)
+
+
+def _together(defect_probability: np.ndarray, fine: np.ndarray) -> None:
     """Scores models together: `defect_probability` is (models, views, images), `fine` the 4-class labels."""
-    defective = fine >= first_defective
+    defective = fine >= FIRST_DEFECTIVE_LABEL
     models = len(defect_probability)
     mean = defect_probability.mean(axis=0)
     print(f"the {models} models together (mean defect probability), scored as binary:")
@@ -92,7 +106,7 @@ def _together(
     )
     by_label = ", ".join(
         f"{np.sum((wrong == models) & (fine == c))} of {np.sum(fine == c)} at {name}"
-        for c, name in enumerate(label_names)
+        for c, name in enumerate(LABEL_NAMES)
     )
     print(f"  wrong in all {models}, by defect probability: {by_label}")
 
