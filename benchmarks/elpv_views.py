@@ -15,6 +15,10 @@ several export folders (other seeds, say) or several models, it also scores them
 binary accuracy of their mean defect probability (a binary model's P(defective), a 4-class
 model's P(2/3) + P(1)), and how many test images 0, 1, ... of them get wrong, by the experts'
 defect probability.
+
+Each model is also scored with its decision threshold on P(defective) moved from one half to
+the one that maximises validation accuracy, and, as a bound on what any threshold could do, to
+the one that maximises test accuracy.
 """
 
 from __future__ import annotations
@@ -51,19 +55,20 @@ def main() -> None:
     scored = [(d, e) for d in args.exports for e in pretrained if (d / e.name / "model.keras").exists()]
     if not scored:
         raise SystemExit(f"{', '.join(map(str, args.exports))}: no export of a pretrained experiment of {args.spec}")
-    test_splits: dict[spec.Dataset, tuple[np.ndarray, np.ndarray]] = {}
+    splits: dict[tuple[spec.Dataset, str], tuple[np.ndarray, np.ndarray]] = {}
 
-    def test_split(dataset: spec.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        """The test images and labels of `dataset`, loaded once however many exports use it."""
-        if dataset not in test_splits:
+    def split(dataset: spec.Dataset, name: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """The images and labels of a split of `dataset`, loaded once however many exports use it."""
+        if (dataset, name) not in splits:
             data = loading.load(dataset)
-            images = np.concatenate(list(batching.image_batches(data.split("test")).as_numpy_iterator()))
-            test_splits[dataset] = images, data.labels("test")
-        return test_splits[dataset]
+            for each in ("validation", "test"):
+                images = np.concatenate(list(batching.image_batches(data.split(each)).as_numpy_iterator()))
+                splits[dataset, each] = images, data.labels(each)
+        return splits[dataset, name]
 
     defect_probabilities = []
     for exports, experiment in scored:
-        images, labels = test_split(experiment.dataset)
+        images, labels = split(experiment.dataset)
         model = keras.saving.load_model(exports / experiment.name / "model.keras")
         per_view = np.stack(
             [model.predict(symmetry.view(images, k), batch_size=batching.PREDICT_BATCH, verbose=0) for k in range(8)]
@@ -77,11 +82,16 @@ def main() -> None:
                 defective = _defect_probability(probabilities) > 0.5
                 line += f", scored as binary {np.mean(defective == (labels >= FIRST_DEFECTIVE_LABEL)):.4f}"
             print(line)
+        val_images, val_labels = split(experiment.dataset, "validation")
+        val_defect = _defect_probability(model.predict(val_images, batch_size=batching.PREDICT_BATCH, verbose=0))
+        classes = per_view.shape[-1]
+        truth = _is_defective(val_labels, classes), _is_defective(labels, classes)
+        print("  " + _thresholds(val_defect, truth[0], _defect_probability(per_view[0]), truth[1]))
         defect_probabilities.append(_defect_probability(per_view))
     if len(scored) > 1:
         # The experts' defect probability of each test image: the 4-class label of the same split
         # (a 4-class experiment's own data set, so loaded once).
-        _, fine = test_split(dataclasses.replace(scored[0][1].dataset, label_key="label"))
+        _, fine = split(dataclasses.replace(scored[0][1].dataset, label_key="label"))
         _together(np.stack(defect_probabilities), fine)
 
 
@@ -89,6 +99,26 @@ def _defect_probability(probabilities: np.ndarray) -> np.ndarray:
     """P(defective) from a binary model's or a 4-class model's class probabilities (last axis)."""
     first = 1 if probabilities.shape[-1] == len(DEFECTIVE_NAMES) else FIRST_DEFECTIVE_LABEL
     return probabilities[..., first:].sum(axis=-1)
+
+
+def _is_defective(labels: np.ndarray, classes: int) -> np.ndarray:
+    """The binary truth of the labels of a binary or a 4-class experiment (`classes` outputs)."""
+    return labels >= (1 if classes == len(DEFECTIVE_NAMES) else FIRST_DEFECTIVE_LABEL)
+
+
+def _thresholds(val_defect: np.ndarray, val_truth: np.ndarray, test_defect: np.ndarray, test_truth: np.ndarray) -> str:
+    """Binary test accuracy at the threshold on P(defective) best on validation, and at the best one on test."""
+    candidates = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+    def accuracy(defect: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        return np.mean((defect[None, :] > candidates[:, None]) == truth[None, :], axis=1)
+
+    val, test = accuracy(val_defect, val_truth), accuracy(test_defect, test_truth)
+    chosen, best = int(np.argmax(val)), int(np.argmax(test))
+    return (
+        f"threshold on P(defective) best on validation: {candidates[chosen]:.2f} (val {val[chosen]:.4f}), "
+        f"test {test[chosen]:.4f}; best on test: {test[best]:.4f} at {candidates[best]:.2f}"
+    )
 
 
 def _together(defect_probability: np.ndarray, fine: np.ndarray) -> None:
