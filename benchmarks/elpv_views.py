@@ -73,6 +73,7 @@ def main() -> None:
         per_view = np.stack(
             [model.predict(symmetry.view(images, k), batch_size=batching.PREDICT_BATCH, verbose=0) for k in range(8)]
         )
+        test_truth = _is_defective(labels, per_view.shape[-1])
         alone = ", ".join(f"{np.mean(p.argmax(1) == labels):.3f}" for p in per_view)
         print(f"{exports / experiment.name}: test accuracy of each view alone {alone}")
         for average, views in AVERAGES.items():
@@ -80,13 +81,12 @@ def main() -> None:
             line = f"  {average}: {np.mean(probabilities.argmax(1) == labels):.4f}"
             if probabilities.shape[1] == len(LABEL_NAMES):
                 defective = _defect_probability(probabilities) > 0.5
-                line += f", scored as binary {np.mean(defective == (labels >= FIRST_DEFECTIVE_LABEL)):.4f}"
+                line += f", scored as binary {np.mean(defective == test_truth):.4f}"
             print(line)
         val_images, val_labels = split(experiment.dataset, "validation")
         val_defect = _defect_probability(model.predict(val_images, batch_size=batching.PREDICT_BATCH, verbose=0))
-        classes = per_view.shape[-1]
-        truth = _is_defective(val_labels, classes), _is_defective(labels, classes)
-        print("  " + _thresholds(val_defect, truth[0], _defect_probability(per_view[0]), truth[1]))
+        val_truth = _is_defective(val_labels, per_view.shape[-1])
+        print("  " + _thresholds(val_defect, val_truth, _defect_probability(per_view[0]), test_truth))
         defect_probabilities.append(_defect_probability(per_view))
     if len(scored) > 1:
         # The experts' defect probability of each test image: the 4-class label of the same split
