@@ -55,55 +55,63 @@ def main() -> None:
     scored = [(d, e) for d in args.exports for e in pretrained if (d / e.name / "model.keras").exists()]
     if not scored:
         raise SystemExit(f"{', '.join(map(str, args.exports))}: no export of a pretrained experiment of {args.spec}")
-    splits: dict[tuple[spec.Dataset, str], tuple[np.ndarray, np.ndarray]] = {}
+    loaded: dict[spec.Dataset, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
 
-    def split(dataset: spec.Dataset, name: str = "test") -> tuple[np.ndarray, np.ndarray]:
-        """The images and labels of a split of `dataset`, loaded once however many exports use it."""
-        if (dataset, name) not in splits:
+    def held_out(dataset: spec.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The images and labels of the validation and test splits of `dataset`, loaded once."""
+        if dataset not in loaded:
             data = loading.load(dataset)
-            for each in ("validation", "test"):
-                images = np.concatenate(list(batching.image_batches(data.split(each)).as_numpy_iterator()))
-                splits[dataset, each] = images, data.labels(each)
-        return splits[dataset, name]
+            loaded[dataset] = {
+                name: (
+                    np.concatenate(list(batching.image_batches(data.split(name)).as_numpy_iterator())),
+                    data.labels(name),
+                )
+                for name in ("validation", "test")
+            }
+        return loaded[dataset]
 
     defect_probabilities = []
     for exports, experiment in scored:
-        images, labels = split(experiment.dataset)
+        splits = held_out(experiment.dataset)
+        (images, labels), (val_images, val_labels) = splits["test"], splits["validation"]
         model = keras.saving.load_model(exports / experiment.name / "model.keras")
         per_view = np.stack(
             [model.predict(symmetry.view(images, k), batch_size=batching.PREDICT_BATCH, verbose=0) for k in range(8)]
         )
-        test_truth = _is_defective(labels, per_view.shape[-1])
+        classes = per_view.shape[-1]
+        defect = _defect_probability(per_view)
+        test_truth = _is_defective(labels, classes)
         alone = ", ".join(f"{np.mean(p.argmax(1) == labels):.3f}" for p in per_view)
         print(f"{exports / experiment.name}: test accuracy of each view alone {alone}")
         for average, views in AVERAGES.items():
             probabilities = per_view[views].mean(axis=0)
             line = f"  {average}: {np.mean(probabilities.argmax(1) == labels):.4f}"
-            if probabilities.shape[1] == len(LABEL_NAMES):
-                defective = _defect_probability(probabilities) > 0.5
-                line += f", scored as binary {np.mean(defective == test_truth):.4f}"
+            if classes == len(LABEL_NAMES):
+                line += f", scored as binary {np.mean((defect[views].mean(axis=0) > 0.5) == test_truth):.4f}"
             print(line)
-        val_images, val_labels = split(experiment.dataset, "validation")
         val_defect = _defect_probability(model.predict(val_images, batch_size=batching.PREDICT_BATCH, verbose=0))
-        val_truth = _is_defective(val_labels, per_view.shape[-1])
-        print("  " + _thresholds(val_defect, val_truth, _defect_probability(per_view[0]), test_truth))
-        defect_probabilities.append(_defect_probability(per_view))
+        print("  " + _thresholds(val_defect, _is_defective(val_labels, classes), defect[0], test_truth))
+        defect_probabilities.append(defect)
     if len(scored) > 1:
         # The experts' defect probability of each test image: the 4-class label of the same split
         # (a 4-class experiment's own data set, so loaded once).
-        _, fine = split(dataclasses.replace(scored[0][1].dataset, label_key="label"))
+        _, fine = held_out(dataclasses.replace(scored[0][1].dataset, label_key="label"))["test"]
         _together(np.stack(defect_probabilities), fine)
+
+
+def _first_defective(classes: int) -> int:
+    """The first defective label of a binary or a 4-class experiment (`classes` outputs)."""
+    return 1 if classes == len(DEFECTIVE_NAMES) else FIRST_DEFECTIVE_LABEL
 
 
 def _defect_probability(probabilities: np.ndarray) -> np.ndarray:
     """P(defective) from a binary model's or a 4-class model's class probabilities (last axis)."""
-    first = 1 if probabilities.shape[-1] == len(DEFECTIVE_NAMES) else FIRST_DEFECTIVE_LABEL
-    return probabilities[..., first:].sum(axis=-1)
+    return probabilities[..., _first_defective(probabilities.shape[-1]) :].sum(axis=-1)
 
 
 def _is_defective(labels: np.ndarray, classes: int) -> np.ndarray:
-    """The binary truth of the labels of a binary or a 4-class experiment (`classes` outputs)."""
-    return labels >= (1 if classes == len(DEFECTIVE_NAMES) else FIRST_DEFECTIVE_LABEL)
+    """The binary truth of the labels of a binary or a 4-class experiment."""
+    return labels >= _first_defective(classes)
 
 
 def _thresholds(val_defect: np.ndarray, val_truth: np.ndarray, test_defect: np.ndarray, test_truth: np.ndarray) -> str:
@@ -123,7 +131,7 @@ def _thresholds(val_defect: np.ndarray, val_truth: np.ndarray, test_defect: np.n
 
 def _together(defect_probability: np.ndarray, fine: np.ndarray) -> None:
     """Scores models together: `defect_probability` is (models, views, images), `fine` the 4-class labels."""
-    defective = fine >= FIRST_DEFECTIVE_LABEL
+    defective = _is_defective(fine, len(LABEL_NAMES))
     models = len(defect_probability)
     mean = defect_probability.mean(axis=0)
     print(f"the {models} models together (mean defect probability), scored as binary:")
