@@ -1,57 +1,64 @@
-"""The `tf.data` pipelines a phase trains and predicts on: shuffled batches, drawn dihedral views, augmentation.
+"""The `tf.data` pipelines a phase trains and predicts on from arrays: rows of cached inputs, drawn dihedral views, augmentation.
 
-Every pipeline yields `(inputs, labels)` batches; `inputs` are raw images on the full route and
-cached arrays on the cached ones (see `harness.planning`).
+Every pipeline yields `(inputs, labels)` batches. A data set's own batches come from its
+`LoadedData` (`batches`, `input_batches`); these are the batches of arrays in memory or on disk:
+cached features and activations, and a text data set's token ids. Sequence rows (`Ragged`) are
+padded per batch to the batch's longest row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from harness import spec, symmetry
-from harness.data import loading
+from harness.data.loaded import PREDICT_BATCH
+from harness.data.loading import ImageData
+from harness.ragged import Ragged
 
-PREDICT_BATCH = 64
+__all__ = ["PREDICT_BATCH", "Rows", "augmented", "drawn", "input_batches", "rows", "train_images"]
 
-
-def batched(
-    dataset: tf.data.Dataset,
-    phase: spec.Phase,
-    *,
-    shuffle_size: int | None = None,
-    seed: int = 0,
-    augment: bool = False,
-) -> tf.data.Dataset:
-    """`dataset` in the phase's batches, shuffled each epoch (seeded) when `shuffle_size` is set."""
-    if shuffle_size is not None:
-        dataset = dataset.shuffle(shuffle_size, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(phase.batch_size)
-    if augment:
-        dataset = augmented(dataset, phase)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+# What `rows` batches: one array (or `Ragged`), or several by input name.
+Rows = np.ndarray | Ragged | Mapping[str, np.ndarray | Ragged]
 
 
-def rows(inputs: np.ndarray, labels: np.ndarray | None, batch_size: int, *, seed: int | None = None) -> tf.data.Dataset:
+def rows(inputs: Rows, labels: np.ndarray | None, batch_size: int, *, seed: int | None = None) -> tf.data.Dataset:
     """Batches of `inputs`' rows (with their `labels`, when given), shuffled each epoch (seeded) when `seed` is set.
 
-    Each batch gathers its own rows, so a memory-mapped `inputs` (a cache entry) is never copied
+    Each batch gathers its own rows, so a memory-mapped array (a cache entry) is never copied
     whole, as `from_tensor_slices` or Keras given the array would copy it into a tensor. The order
     is `from_tensor_slices(...).shuffle(len(inputs), seed)`'s: a shuffle's order depends on its
-    seed and the number of elements only.
+    seed and the number of elements only. `Ragged` rows are padded to the batch's longest row;
+    several inputs (a mapping) keep their names.
     """
-    index = tf.data.Dataset.range(len(inputs))
+    named = dict(inputs) if isinstance(inputs, Mapping) else {"": inputs}
+    sizes = {len(array) for array in named.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"the inputs have different numbers of rows: {sorted(sizes)}")
+    count = sizes.pop()
+    index = tf.data.Dataset.range(count)
     if seed is not None:
-        index = index.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
-    dtype, row_shape = tf.as_dtype(inputs.dtype), inputs.shape[1:]
+        index = index.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    names = list(named)
+    dtypes = [tf.as_dtype(array.values.dtype if isinstance(array, Ragged) else array.dtype) for array in named.values()]
+    shapes = [
+        (None, None, *array.element_shape) if isinstance(array, Ragged) else (None, *array.shape[1:])
+        for array in named.values()
+    ]
     label_values = None if labels is None else tf.constant(labels)
 
+    def gathered(i: np.ndarray) -> list[np.ndarray]:
+        return [
+            array.padded(i) if isinstance(array, Ragged) else np.ascontiguousarray(array[i]) for array in named.values()
+        ]
+
     def gather(index: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
-        x = tf.numpy_function(lambda i: np.ascontiguousarray(inputs[i]), [index], dtype, stateful=False)
-        x = tf.ensure_shape(x, (None, *row_shape))
+        found = tf.numpy_function(gathered, [index], dtypes, stateful=False)
+        found = [tf.ensure_shape(x, shape) for x, shape in zip(found, shapes, strict=True)]
+        x = found[0] if names == [""] else dict(zip(names, found, strict=True))
         return x if label_values is None else (x, tf.gather(label_values, index))
 
     return index.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
@@ -83,11 +90,11 @@ def augmented(batches: tf.data.Dataset, phase: spec.Phase) -> tf.data.Dataset:
     return batches.map(lambda x, y: (pipeline(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def image_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """The images of an `(image, label)` split, without labels, in batches of `PREDICT_BATCH`."""
-    return dataset.map(lambda image, label: image).batch(PREDICT_BATCH).prefetch(tf.data.AUTOTUNE)
+def input_batches(inputs: Rows) -> tf.data.Dataset:
+    """The rows of `inputs`, in order, in batches of `PREDICT_BATCH`, without labels."""
+    return rows(inputs, None, PREDICT_BATCH)
 
 
-def train_images(data: loading.LoadedData) -> np.ndarray:
+def train_images(data: ImageData) -> np.ndarray:
     """The training images as one array `(images, height, width, 3)`, in data-set order."""
     return np.stack([image for image, _ in data.train.as_numpy_iterator()])

@@ -11,18 +11,19 @@ reported with the cache state. The pass itself runs on LiteRT or Keras (`harness
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from harness import inference, spec, symmetry
-from harness.batching import PREDICT_BATCH, image_batches, train_images
+from harness.batching import PREDICT_BATCH, train_images
 from harness.cache import Expected, FeatureCache, make_key, weights_digest
 from harness.data import loading
 from harness.planning import Plan
+from harness.ragged import Ragged, flattened, stored
 
-Arrays = dict[str, np.ndarray]
+Arrays = dict[str, np.ndarray | Ragged]
 
 
 class CachedInputs:
@@ -53,7 +54,7 @@ class CachedInputs:
         lower = plan.lower
         assert lower is not None
         experiment, data = self.experiment, self.data
-        splits = [s for s in loading.SPLITS if data.split(s) is not None and (test or s != "test")]
+        splits = [s for s in loading.SPLITS if data.has(s) and (test or s != "test")]
         digest = weights_digest(v.numpy() for v in lower.weights)
         key = self.entry = self._key(plan, splits, digest)
         memory_key = key or f"{plan.training_path}:{plan.views}:{splits}:{digest}"
@@ -64,55 +65,81 @@ class CachedInputs:
         with cache.lock(key) if cache is not None and key is not None else contextlib.nullcontext():
             # The key names the data, not its order: only an entry on disk needs the checksums.
             checksums = {s: data.digests(s) for s in splits} if cache is not None else {}
-            stored, reason = None, None
+            stored_arrays, reason = None, None
             if cache is not None and key is not None:
-                stored, reason = cache.read(key, self._expected(plan, splits, checksums))
+                stored_arrays, reason = cache.read(key, self._expected(plan, splits, checksums))
             ran_on: str | None
-            if stored is not None and (reason := _order_problem(stored, checksums)) is None:
-                arrays, state, ran_on = {s: stored[s] for s in splits}, "hit", None
+            if stored_arrays is not None and (reason := _order_problem(stored_arrays, checksums)) is None:
+                arrays, state, ran_on = {s: stored(stored_arrays, s) for s in splits}, "hit", None
             else:
-                # One pass over the splits back to back: one traced function, one ragged last batch.
-                images = self._split(splits[0])
-                for split in splits[1:]:
-                    images = images.concatenate(self._split(split))
+                inputs = data.input_batches(*splits)  # one pass over the splits back to back
                 frozen_pass = inference.FrozenPass(lower, self.frozen_runtime)
                 ran_on = frozen_pass.ran_on
                 # With a disk cache the pass writes to disk as it goes: an entry larger than memory is never held whole.
                 scratch = (cache or FeatureCache(None)).scratch
-                per_image = _per_image(plan)
-                bounds = np.cumsum([0] + [data.sizes[s] for s in splits])
-                out = None if per_image is None else scratch((int(bounds[-1]), *per_image))
-                outputs = frozen_pass(image_batches(images).as_numpy_iterator(), out)
-                arrays = {s: outputs[bounds[i] : bounds[i + 1]] for i, s in enumerate(splits)}
+                arrays = self._pass(plan, splits, frozen_pass, inputs.as_numpy_iterator(), scratch)
                 if plan.views:
-                    arrays["train"] = self._train_views(frozen_pass, arrays["train"], plan.views, scratch)
+                    identity = arrays["train"]
+                    assert isinstance(identity, np.ndarray), "dihedral() views are for images only"
+                    arrays["train"] = self._train_views(frozen_pass, identity, plan.views, scratch)
                 state = "miss"
                 if cache is not None and key is not None:
+                    flat = {name: a for s in splits for name, a in flattened(s, arrays[s]).items()}
                     not_stored = cache.put(
                         key,
-                        {**arrays, **{f"{s}_checksums": checksums[s] for s in splits}},
+                        {**flat, **{f"{s}_checksums": checksums[s] for s in splits}},
                         metadata={
                             "experiment": experiment.name,
                             "backbone": experiment.backbone.name,
                             "output": plan.training_path,
                             "dataset": experiment.dataset.identity,
-                            "image_size": experiment.image_size,
+                            "input_size": experiment.input_size,
                         },
                     )
                     reason = "; ".join(r for r in (reason, not_stored) if r) or None
         self._memory = {memory_key: arrays}  # keep one entry: the next phase usually needs another cut
         return arrays, state, ran_on, reason
 
+    def _pass(
+        self,
+        plan: Plan,
+        splits: list[str],
+        frozen_pass: inference.FrozenPass,
+        batches: Iterable[Any],
+        scratch: Callable[[tuple[int, ...]], np.ndarray],
+    ) -> Arrays:
+        """The frozen pass over `splits` back to back, split by split; a sequence's outputs for its real tokens only."""
+        sizes = [self.data.sizes[s] for s in splits]
+        bounds = np.cumsum([0, *sizes])
+        per_row = _per_row(plan)
+        lengths = _lengths(self.data, splits, plan)
+        if lengths is None:
+            out = None if per_row is None else scratch((int(bounds[-1]), *_sized(per_row)))
+            outputs = frozen_pass(batches, out)
+            return {s: outputs[bounds[i] : bounds[i + 1]] for i, s in enumerate(splits)}
+        assert per_row is not None
+        every = np.concatenate(lengths)
+        values = frozen_pass(batches, scratch((int(every.sum()), *_sized(per_row[1:]))), lengths=every)
+        offsets = np.concatenate([[0], np.cumsum(every)])
+        return {
+            s: Ragged(values[offsets[bounds[i]] : offsets[bounds[i + 1]]], lengths[i]) for i, s in enumerate(splits)
+        }
+
     def _expected(self, plan: Plan, splits: list[str], checksums: dict[str, np.ndarray]) -> Expected:
         """The shape and dtype of every array of this plan's entry: what the frozen pass would compute."""
         assert plan.lower is not None
         expected: dict[str, tuple[tuple[int | None, ...], object]] = {}
-        per_image = _per_image(plan)
-        if per_image is not None:
+        per_row = _per_row(plan)
+        lengths = _lengths(self.data, splits, plan)
+        if per_row is not None and lengths is not None:
+            for split, found in zip(splits, lengths, strict=True):
+                expected[f"{split}_values"] = ((int(found.sum()), *per_row[1:]), np.float32)
+                expected[f"{split}_lengths"] = ((len(found),), np.int64)
+        elif per_row is not None:
             sizes = self.data.sizes
-            expected.update({s: ((sizes[s], *per_image), np.float32) for s in splits})
+            expected.update({s: ((sizes[s], *per_row), np.float32) for s in splits})
             if plan.views:
-                expected["train"] = ((len(plan.views), sizes["train"], *per_image), np.float32)
+                expected["train"] = ((len(plan.views), sizes["train"], *per_row), np.float32)
         expected.update({f"{s}_checksums": (c.shape, c.dtype) for s, c in checksums.items()})
         return expected
 
@@ -126,7 +153,7 @@ class CachedInputs:
             weights=digest,
             dataset=dataset.identity,
             splits={s: _split_name(dataset, s) for s in splits},
-            image_size=self.experiment.image_size,
+            input_size=self.experiment.input_size,
             output=plan.training_path,
             pooled=plan.pooled,
             views=plan.views,
@@ -134,11 +161,6 @@ class CachedInputs:
             runtime=self.frozen_runtime,
             precision=self.policy,
         )
-
-    def _split(self, name: str) -> tf.data.Dataset:
-        dataset = self.data.split(name)
-        assert dataset is not None, name
-        return dataset
 
     def _train_views(
         self,
@@ -151,14 +173,16 @@ class CachedInputs:
         assert views[0] == 0, views  # the identity, already computed with the other splits
         stacked = scratch((len(views), *identity.shape))
         stacked[0] = identity
+        assert isinstance(self.data, loading.ImageData), "dihedral() views are for images only"
         images = train_images(self.data)
         for position, k in enumerate(views[1:], start=1):
             frozen_pass(inference.batches_of(symmetry.view(images, k), PREDICT_BATCH), stacked[position])
         return stacked
 
 
-def _per_image(plan: Plan) -> tuple[int, ...] | None:
-    """The shape of the frozen part's output for one image; None for a subclassed model (known once called)."""
+def _per_row(plan: Plan) -> tuple[int | None, ...] | None:
+    """The shape of the frozen part's output for one example (None first for a sequence); None for a
+    subclassed model (known once called)."""
     assert plan.lower is not None
     try:
         return tuple(plan.lower.output.shape[1:])
@@ -166,10 +190,28 @@ def _per_image(plan: Plan) -> tuple[int, ...] | None:
         return None
 
 
-def _order_problem(stored: Arrays, checksums: dict[str, np.ndarray]) -> str | None:
+def _sized(shape: tuple[int | None, ...]) -> tuple[int, ...]:
+    """`shape` with every size known (the frozen part's output for one example, or one element of a sequence)."""
+    if any(size is None for size in shape):
+        raise ValueError(f"the frozen part's output for one example has unknown sizes: {shape}")
+    return tuple(int(size) for size in shape if size is not None)
+
+
+def _lengths(data: loading.LoadedData, splits: list[str], plan: Plan) -> list[np.ndarray] | None:
+    """Each split's sequence lengths where the frozen part outputs a sequence (kept without its padding), else None."""
+    per_row = _per_row(plan)
+    if per_row is None or not per_row or per_row[0] is not None:
+        return None
+    found = [data.lengths(s) for s in splits]
+    if any(f is None for f in found):
+        raise ValueError(f"the frozen part outputs sequences of shape {per_row}, but the data set has no lengths")
+    return [np.asarray(f, dtype=np.int64) for f in found if f is not None]
+
+
+def _order_problem(entry: dict[str, np.ndarray], checksums: dict[str, np.ndarray]) -> str | None:
     """None when the entry was computed on these very images, in this order; else which split differs."""
     for split, computed in checksums.items():
-        if not np.array_equal(stored[f"{split}_checksums"], computed):
+        if not np.array_equal(entry[f"{split}_checksums"], computed):
             return f"the images of {split!r} differ from the entry's (another order or other images)"
     return None
 

@@ -19,6 +19,7 @@ model carries the trained weights; it is evaluated end to end and the checks rea
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -34,8 +35,8 @@ from harness import (
     distribution,
     errors,
     freezing,
-    inference,
     invariants,
+    modalities,
     planning,
     spec,
     stats,
@@ -78,24 +79,28 @@ class RunOptions:
 
 def run(experiment: spec.Experiment, options: RunOptions) -> Run:
     """Trains every phase of `experiment`; returns what happened, its checks not yet evaluated."""
+    room = modalities.room(experiment.modality)
     with distribution.placed(options.precision, options.strategy) as placement:
-        trained = _run(experiment, options, placement)
-    if (placement.policy, placement.strategy) != ("float32", "default"):
-        trained.model = model_lib.float32_copy(experiment, trained.model)  # what exports are made from
+        trained = _run(experiment, options, placement, room)
+    if (placement.policy, placement.strategy) != ("float32", "default"):  # what exports are made from
+        untrained = room.load_backbone(dataclasses.replace(experiment, backbone=experiment.backbone.without_weights()))
+        trained.model = model_lib.float32_copy(experiment, trained.model, untrained, room.parts(experiment, untrained))
     return trained
 
 
-def _run(experiment: spec.Experiment, options: RunOptions, placement: distribution.Placement) -> Run:
+def _run(
+    experiment: spec.Experiment, options: RunOptions, placement: distribution.Placement, room: modalities.Room
+) -> Run:
     started = time.perf_counter()
     seed = experiment.seed if options.seed is None else options.seed
     keras.utils.set_random_seed(seed)
     if options.deterministic:
         tf.config.experimental.enable_op_determinism()
-    backbone = model_lib.load_backbone(experiment)  # first: missing weights skip before any data is read
-    data = loading.load(experiment.dataset) if options.memo is None else options.memo.load(experiment.dataset)
+    backbone = room.load_backbone(experiment)  # first: missing weights skip before any data is read
+    data = room.load_data(experiment) if options.memo is None else options.memo.load(experiment, room)
     experiment = data.resolve(experiment)  # TFDS keys as loaded (the builder's supervised_keys)
     check_data(experiment, data)  # held-out splits, a test split where one is read, class_weight classes
-    built = model_lib.load(experiment, backbone, data.num_classes)
+    built = model_lib.load(experiment, backbone, data.num_classes, room.parts(experiment, backbone))
     result = ExperimentResult(
         name=experiment.name,
         seed=seed,
@@ -111,7 +116,7 @@ def _run(experiment: spec.Experiment, options: RunOptions, placement: distributi
         strategy=placement.strategy,
         devices=list(placement.devices),
     )
-    runner = _PhaseRunner(experiment, built, data, options, seed, placement.policy)
+    runner = _PhaseRunner(experiment, built, data, options, seed, placement.policy, room.frozen_runtime)
     for phase in experiment.phases:
         result.phases.append(runner.run(phase))
     result.wall_time_s = time.perf_counter() - started
@@ -131,7 +136,12 @@ def _run(experiment: spec.Experiment, options: RunOptions, placement: distributi
         if split in data.slices
     }
     return Run(
-        result=result, weight_changes=runner.weight_changes, predictions=runner.predictions, model=built, data=data
+        result=result,
+        modality=experiment.modality,
+        weight_changes=runner.weight_changes,
+        predictions=runner.predictions,
+        model=built,
+        data=data,
     )
 
 
@@ -158,6 +168,7 @@ class _PhaseRunner:
         options: RunOptions,
         seed: int,
         policy: str,
+        frozen_runtime: Callable[[str], str],
     ) -> None:
         self.experiment, self.built, self.data, self.options, self.seed = experiment, built, data, options, seed
         self.policy = policy
@@ -168,12 +179,14 @@ class _PhaseRunner:
             experiment,
             data,
             cache=options.cache,
-            frozen_runtime=inference.resolve(options.frozen_runtime),
+            frozen_runtime=frozen_runtime(options.frozen_runtime),
             backbone_training=built.backbone_training,
             policy=policy,
         )
 
     def run(self, phase: spec.Phase) -> PhaseResult:
+        if phase.lora_rank is not None:
+            raise errors.HarnessFailure(f"{self.experiment.location}: {phase.name}.lora_rank is not supported yet")
         started = time.perf_counter()
         model = self.built.model
         try:
@@ -199,42 +212,45 @@ class _PhaseRunner:
             phase,
             trainable,
             self.built,
-            self.data.sizes,
+            self.data,
             feature_cache=self.options.feature_cache,
             activation_budget_bytes=self.options.activation_budget_bytes,
         )
         views = phase.views
         draw = symmetry.Draw(self.seed, self.data.sizes["train"], phase.batch_size, len(views)) if views else None
         scores_test = phase.name in self.test_phases
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, batching.Rows] = {}
         labels = self.data.labels("train")
         if not plan.cached:
             train_model = model
             if draw is None:
-                train_ds = batching.batched(
-                    self.data.train, phase, shuffle_size=self.data.sizes["train"], seed=self.seed, augment=True
-                )
+                train_ds = self.data.batches("train", phase.batch_size, seed=self.seed)
+                train_ds = batching.augmented(train_ds, phase).prefetch(tf.data.AUTOTUNE)
             else:
+                assert isinstance(self.data, loading.ImageData), "dihedral() views are for images only"
                 images = batching.train_images(self.data)
                 train_ds = batching.drawn(
                     draw, lambda i, p: symmetry.views_of(images[i], [views[k] for k in p]), labels, phase
                 )
-            val_ds = batching.batched(self.data.validation, phase)
+            val_ds = self.data.batches("validation", phase.batch_size).prefetch(tf.data.AUTOTUNE)
             cache_state, frozen_pass, cache_reason = "none", None, None
         else:
             assert plan.train_model is not None
             train_model = plan.train_model
             self._compile(train_model, phase)
-            arrays, cache_state, frozen_pass, cache_reason = self.cached_inputs.get(plan, test=scores_test)
+            cached, cache_state, frozen_pass, cache_reason = self.cached_inputs.get(plan, test=scores_test)
+            arrays = {split: self._with_passthrough(plan, split, inputs) for split, inputs in cached.items()}
             if draw is None:
                 train_ds = batching.rows(arrays["train"], labels, phase.batch_size, seed=self.seed)
             else:
-                train_ds = batching.drawn(draw, lambda i, p: arrays["train"][p, i], labels, phase)
+                views_cached = cached["train"]
+                assert isinstance(views_cached, np.ndarray), "dihedral() views are for images only"
+                train_ds = batching.drawn(draw, lambda i, p: views_cached[p, i], labels, phase)
             val_ds = batching.rows(arrays["validation"], self.data.labels("validation"), phase.batch_size)
 
         if phase.backbone_learning_rate is not None:
             train_model = self._two_rates(train_model, phase)
-        callbacks = self._callbacks(phase)
+        callbacks = training_options.callbacks(phase, self.experiment.name, self.options.progress)
         history = train_model.fit(
             train_ds,
             validation_data=val_ds,
@@ -257,13 +273,13 @@ class _PhaseRunner:
         if shown_by is not None:
             val = self._evaluate("validation", train_model, arrays["validation"])
         else:
-            val = self._evaluate("validation", self.built.model, self._images("validation"))
+            val = self._evaluate("validation", self.built.model, self._inputs("validation"))
             if plan.cached:
                 cached_val = self._evaluate("validation", train_model, arrays["validation"], keep=False)["accuracy"]
         if plan.cached and "test" in arrays:
             test = self._evaluate("test", train_model, arrays["test"])
-        elif not plan.cached and self.data.test is not None and scores_test:
-            test = self._evaluate("test", self.built.model, self._images("test"))
+        elif not plan.cached and self.data.has("test") and scores_test:
+            test = self._evaluate("test", self.built.model, self._inputs("test"))
         self.weight_changes[phase.name] = WeightChanges.between(before, frozen_vars, trainable_vars)
         result = PhaseResult(
             name=phase.name,
@@ -298,13 +314,20 @@ class _PhaseRunner:
 
     # ------------------------------------------------------------------ helpers
 
-    def _images(self, split: str) -> tf.data.Dataset:
-        return batching.image_batches(self.data.split(split))
+    def _with_passthrough(self, plan: planning.Plan, split: str, cached: Any) -> batching.Rows:
+        """A split's cached arrays with the data's inputs that cross the cut untouched (a text's padding mask)."""
+        if not plan.passthrough:
+            return cached
+        rows = self.data.input_rows(split)
+        return {planning.CACHED_INPUT: cached, **{name: rows[name] for name in plan.passthrough}}
+
+    def _inputs(self, split: str) -> tf.data.Dataset:
+        return self.data.input_batches(split)
 
     def _evaluate(self, split: str, model: keras.Model, inputs: Any, *, keep: bool = True) -> dict[str, float]:
-        """Accuracy and loss of `model` on `inputs` (the split's images or cached arrays)."""
-        if isinstance(inputs, np.ndarray):  # cached arrays, perhaps memory-mapped: read batch by batch
-            inputs = batching.rows(inputs, None, batching.PREDICT_BATCH)
+        """Accuracy and loss of `model` on `inputs` (the split's own inputs, or its cached arrays)."""
+        if not isinstance(inputs, tf.data.Dataset):  # cached arrays, perhaps memory-mapped: read batch by batch
+            inputs = batching.input_batches(inputs)
         probabilities = np.asarray(model.predict(inputs, verbose=0), dtype=np.float64)
         labels = self.data.labels(split)
         predicted = probabilities.argmax(axis=-1)
@@ -340,36 +363,6 @@ class _PhaseRunner:
         )
         self._compile(wrapper, phase)
         return wrapper
-
-    def _callbacks(self, phase: spec.Phase) -> list[keras.callbacks.Callback]:
-        callbacks: list[keras.callbacks.Callback] = []
-        best = [training_options.BestEpoch(c) for c in phase.callbacks if isinstance(c, spec.CheckpointBest)]
-        for declared in phase.callbacks:
-            if isinstance(declared, spec.CheckpointBest):
-                continue
-            if isinstance(declared, spec.EarlyStopping):
-                callbacks.append(
-                    keras.callbacks.EarlyStopping(
-                        monitor=declared.monitor,
-                        patience=declared.patience,
-                        restore_best_weights=declared.restore_best_weights,
-                    )
-                )
-            else:
-                callbacks.append(
-                    keras.callbacks.ReduceLROnPlateau(
-                        monitor=declared.monitor,
-                        factor=declared.factor,
-                        patience=declared.patience,
-                        min_lr=declared.min_lr,
-                    )
-                )
-        callbacks += best  # after early stopping: its restore comes first, checkpoint_best's last
-        if phase.schedule is not None:
-            callbacks.append(training_options.LearningRateLog())
-        if self.options.progress is not None:
-            callbacks.append(training_options.Progress(self.options.progress, self.experiment.name, phase))
-        return callbacks
 
     def _class_weight(self, phase: spec.Phase) -> dict[int, float] | None:
         if phase.class_weight is None:

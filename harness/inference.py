@@ -58,15 +58,27 @@ class FrozenPass:
             except _NotConvertible as error:
                 self.ran_on = f"keras (LiteRT: {error})"
 
-    def __call__(self, batches: Iterable[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
-        """The outputs on `batches`, as float32, in order; written into `out` when given (exactly its rows)."""
+    def __call__(
+        self, batches: Iterable[Any], out: np.ndarray | None = None, *, lengths: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The outputs on `batches`, as float32, in order; written into `out` when given (exactly its rows).
+
+        With `lengths` (one per example), each output is a padded sequence and only its first
+        `lengths[i]` elements are kept: the result is every example's elements back to back.
+        """
         if out is None:
+            if lengths is not None:
+                raise ValueError("lengths need an `out` to write into")
             return np.concatenate([np.asarray(self._forward(batch)) for batch in batches]).astype(
                 np.float32, copy=False
             )
-        filled = 0
+        filled = done = 0
         for batch in batches:
             outputs = np.asarray(self._forward(batch))
+            if lengths is not None:
+                kept = lengths[done : done + len(outputs)]
+                done += len(outputs)
+                outputs = outputs[np.arange(outputs.shape[1])[None, :] < kept[:, None]]
             out[filled : filled + len(outputs)] = outputs
             filled += len(outputs)
         if filled != len(out):

@@ -18,7 +18,7 @@ MAX_LISTED = 5
 
 def cached_path(phase: PhaseResult, n_validation: int) -> Check:
     """The harness's own guarantee: a phase trained on cached inputs leaves the full model with the
-    accuracy the cached path measured (end to end on raw images)."""
+    accuracy the cached path measured (end to end on the raw inputs)."""
     assert phase.cached_val_accuracy is not None
     # Batched inference on raw images and on cached inputs agree up to float round-off, which
     # may flip a borderline prediction or two; anything more means the paths diverged.
@@ -28,7 +28,7 @@ def cached_path(phase: PhaseResult, n_validation: int) -> Check:
         name="cached_path_matches_end_to_end",
         phase=phase.name,
         passed=difference <= allowed + 1e-12,
-        expected=f"end-to-end validation accuracy within {allowed:.4f} (2 images) of the {phase.training_path} figure",
+        expected=f"end-to-end validation accuracy within {allowed:.4f} (2 examples) of the {phase.training_path} figure",
         obtained=f"{phase.val_accuracy:.4f} end to end vs {phase.cached_val_accuracy:.4f} cached",
     )
 

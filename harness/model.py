@@ -1,15 +1,16 @@
-"""Builds the model an experiment declares: raw pixels -> backbone -> new classifier head.
+"""Builds the model an experiment declares: the modality's inputs -> backbone -> new classifier head.
 
 The backbone and the head are sub-models of the full model, so a phase can train the head
 (or the top of the backbone plus the head) on cached inputs while the full model keeps
-sharing the very same variables.
+sharing the very same variables. What differs by modality (the inputs, the backbone, the
+head's pooling) comes from the experiment's room (`harness.modalities`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -23,38 +24,43 @@ class Built:
     backbone: keras.Model
     head: keras.Model
     backbone_training: bool | None  # the `training` argument the backbone is called with
+    # What the head reads, from the backbone's outputs and the model's inputs (the room's `head_inputs`).
+    head_inputs: Callable[[Any, Any], Any] = field(default=lambda outputs, inputs: outputs)
 
 
-def load_backbone(experiment: spec.Experiment) -> keras.Model:
-    """The declared backbone at the experiment's input size, weights loaded as declared."""
-    return _backbone(experiment.backbone, (*experiment.image_size, 3))
+@dataclass(frozen=True)
+class Parts:
+    """What the experiment's room gives the model: its inputs, the head's pooling (or None) and what the head reads."""
+
+    inputs: Any
+    pool: Any
+    head_inputs: Callable[[Any, Any], Any]
 
 
-def load(experiment: spec.Experiment, backbone: keras.Model, num_classes: int) -> Built:
-    """Builds the full model for `experiment` around `backbone` (see `load_backbone`)."""
-    input_shape = (*experiment.image_size, 3)
-    head = _head(experiment.head, tuple(backbone.output.shape[1:]), num_classes)
+def load(experiment: spec.Experiment, backbone: keras.Model, num_classes: int, parts: Parts) -> Built:
+    """Builds the full model for `experiment` around `backbone` from the room's `parts`."""
+    features = parts.head_inputs(backbone.output, backbone.input)
+    head = _head(experiment.head, features, num_classes, parts.pool)
     # As the Keras transfer-learning guide does: the backbone runs in inference mode, so frozen
     # BatchNorm keeps its statistics even once layers above it are unfrozen. Only a phase that
     # asks to train BatchNorm needs the backbone to follow the training flag.
     backbone_training = None if any(p.train_batchnorm for p in experiment.phases) else False
-    inputs = keras.Input(input_shape, name="image")
-    outputs = head(call_with_training(backbone, inputs, backbone_training))
+    inputs = parts.inputs
+    outputs = head(parts.head_inputs(call_with_training(backbone, inputs, backbone_training), inputs))
     model = keras.Model(inputs, outputs, name=re.sub(r"\W", "_", experiment.name))
-    return Built(model=model, backbone=backbone, head=head, backbone_training=backbone_training)
+    return Built(model, backbone, head, backbone_training, parts.head_inputs)
 
 
-def float32_copy(experiment: spec.Experiment, built: Built) -> Built:
-    """`built` rebuilt in float32 on the default device, with its trained weights.
+def float32_copy(experiment: spec.Experiment, built: Built, untrained: keras.Model, parts: Parts) -> Built:
+    """`built` rebuilt in float32 on the default device around `untrained` (the backbone without
+    its weights loaded), with its trained weights.
 
     What exports are made from after a run under a mixed policy or MirroredStrategy: LiteRT
     converts float32 graphs, and a deployed model holds plain variables, not mirrored ones. Call
     it outside `harness.distribution.placed`. Variables are float32 under every policy, so the
     copy holds the very values trained.
     """
-    untrained = dataclasses.replace(experiment.backbone, weights=None)  # overwritten below: nothing to load
-    backbone = _backbone(untrained, (*experiment.image_size, 3))
-    copy = load(experiment, backbone, int(built.model.outputs[0].shape[-1]))
+    copy = load(experiment, untrained, int(built.model.outputs[0].shape[-1]), parts)
     copy.model.set_weights(built.model.get_weights())
     return copy
 
@@ -88,26 +94,30 @@ class _FixedTraining(keras.layers.Layer):
         return self.network.compute_output_shape(input_shape)
 
 
-def _backbone(declared: spec.Backbone, input_shape: tuple[int, int, int]) -> keras.Model:
-    if declared.build is not None:
-        model = declared.build(input_shape)
-        if not isinstance(model, keras.Model):
-            raise spec.SpecError("custom_backbone.build", "must return a keras.Model", type(model).__name__)
-        return model
-    from harness.backbones import load_backbone
+def _head(declared: spec.ClassifierHead, features: Any, num_classes: int, pool: Any) -> keras.Model:
+    """Pooling (where `pool` is given), the hidden layers, dropout and the softmax layer.
 
-    return load_backbone(declared.name, weights=declared.weights, include_top=False, input_shape=input_shape)
+    One feature tensor (an image backbone's) makes a `Sequential` head; several (a text encoder's
+    token outputs and padding mask, by name) a functional one that pools them first.
+    """
+    if isinstance(features, dict):
+        inputs = {k: keras.Input(tuple(t.shape[1:]), dtype=t.dtype, name=k) for k, t in features.items()}
+        x = inputs if pool is None else pool(inputs)
+        for layer in _top(declared, num_classes):
+            x = layer(x)
+        return keras.Model(inputs, x, name="head")
+    layers: list[Any] = [keras.Input(tuple(features.shape[1:]), name="features")]
+    if pool is not None:
+        layers.append(pool)
+    return keras.Sequential([*layers, *_top(declared, num_classes)], name="head")
 
 
-def _head(declared: spec.ClassifierHead, feature_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    layers: list[Any] = [keras.Input(feature_shape, name="features")]
-    if len(feature_shape) == 3:
-        pool = keras.layers.GlobalAveragePooling2D if declared.pooling == "avg" else keras.layers.GlobalMaxPooling2D
-        layers.append(pool(name="pool"))
+def _top(declared: spec.ClassifierHead, num_classes: int) -> list[keras.layers.Layer]:
+    layers: list[keras.layers.Layer] = []
     for i, units in enumerate(declared.hidden_units):
         layers.append(keras.layers.Dense(units, activation="relu", name=f"hidden_{i}"))
     if declared.dropout_rate > 0:
         layers.append(keras.layers.Dropout(declared.dropout_rate, name="dropout"))
     # float32 under a mixed dtype policy too: the softmax and the loss stay in float32 (harness.distribution).
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32"))
-    return keras.Sequential(layers, name="head")
+    return layers

@@ -112,6 +112,8 @@ class ExperimentResult:
     confusion_split: str | None = None  # the split `confusion_matrix` counts: "test", else "validation"
     params: dict[str, Any] = field(default_factory=dict)  # a parametrised spec's arguments
     exports: list[ExportResult] = field(default_factory=list)
+    # Formats that could not be written, and why (none an expectation reads: those fail the experiment).
+    exports_unavailable: dict[str, str] = field(default_factory=dict)
     # Per split ("validation", "test"), per class name: precision, recall, f1, support, predicted
     # (after the last phase; `harness.stats.per_class`).
     class_metrics: dict[str, dict[str, dict[str, float | int]]] = field(default_factory=dict)
@@ -242,6 +244,7 @@ class Run:
     """
 
     result: ExperimentResult
+    modality: str = "image"  # whose room (`harness.modalities`) exports it
     weight_changes: dict[str, WeightChanges] = field(default_factory=dict)
     predictions: dict[str, Predictions] = field(default_factory=dict)
     model: Any = None  # the trained `harness.model.Built` (float32, one device: `harness.model.float32_copy`)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness import baselines, checks, environment, errors, gate, spec, workers
+from harness import baselines, checks, environment, errors, gate, modalities, spec, workers
 from harness.export import card
 from harness.export.publish import ExportDir, folder_name
 from harness.outputs import Outputs, StagingFolder
@@ -199,14 +199,15 @@ class Session:
                     result.exports = measure.export(run, needed, Path(temporary))
             evaluate()
             return
+        every = modalities.room(experiment.modality).export_formats
         with exports.stage(experiment.name) as folder:
             if needed:
-                result.exports = measure.export(run, spec.EXPORT_FORMATS, folder)
+                result.exports = measure.export(run, every, folder, required=needed)
             evaluate()
             kept = self.config.getoption("export_all") or not result.failures
             if kept:
                 if not needed:
-                    result.exports = measure.export(run, spec.EXPORT_FORMATS, folder)
+                    result.exports = measure.export(run, every, folder, required=())
                 card.write(
                     folder, experiment, result, spec_file=self.spec_file(experiment), recording=self.updating_baselines
                 )

@@ -16,25 +16,28 @@ loads and checks everything afresh.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from harness import spec
-from harness.data import loading
+from harness import modalities, spec
+from harness.data.loaded import LoadedData
 
 KEPT_DATA_SETS = 2
 
 
 @dataclass
 class SessionMemo:
-    _data: OrderedDict[spec.Dataset, loading.LoadedData] = field(default_factory=OrderedDict)
+    _data: OrderedDict[tuple[spec.Dataset, Hashable], LoadedData] = field(default_factory=OrderedDict)
     _shown: dict[str, str] = field(default_factory=dict)
 
-    def load(self, dataset: spec.Dataset) -> loading.LoadedData:
-        """`loading.load(dataset)`, once per session for each of the last `KEPT_DATA_SETS` data sets."""
-        if dataset in self._data:
-            self._data.move_to_end(dataset)
-            return self._data[dataset]
-        loaded = self._data[dataset] = loading.load(dataset)
+    def load(self, experiment: spec.Experiment, room: modalities.Room) -> LoadedData:
+        """`room.load_data(experiment)`, once per session for each of the last `KEPT_DATA_SETS` data sets
+        (with what else the data depends on: a text data set's tokenizer)."""
+        key = (experiment.dataset, room.data_key(experiment))
+        if key in self._data:
+            self._data.move_to_end(key)
+            return self._data[key]
+        loaded = self._data[key] = room.load_data(experiment)
         while len(self._data) > KEPT_DATA_SETS:
             self._data.popitem(last=False)
         return loaded

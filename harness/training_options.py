@@ -224,3 +224,37 @@ class Progress(keras.callbacks.Callback):
             f"{self.experiment} {self.phase.name} epoch {done}/{self.phase.epochs} {metrics} "
             f"elapsed={elapsed:.1f}s eta={eta:.1f}s"
         )
+
+
+def callbacks(
+    phase: spec.Phase, experiment: str, progress: Callable[[str], None] | None
+) -> list[keras.callbacks.Callback]:
+    """The Keras callbacks a phase trains with: what it declares, then the rate log and the progress lines."""
+    found: list[keras.callbacks.Callback] = []
+    best = [BestEpoch(c) for c in phase.callbacks if isinstance(c, spec.CheckpointBest)]
+    for declared in phase.callbacks:
+        if isinstance(declared, spec.CheckpointBest):
+            continue
+        if isinstance(declared, spec.EarlyStopping):
+            found.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=declared.monitor,
+                    patience=declared.patience,
+                    restore_best_weights=declared.restore_best_weights,
+                )
+            )
+        else:
+            found.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=declared.monitor,
+                    factor=declared.factor,
+                    patience=declared.patience,
+                    min_lr=declared.min_lr,
+                )
+            )
+    found += best  # after early stopping: its restore comes first, checkpoint_best's last
+    if phase.schedule is not None:
+        found.append(LearningRateLog())
+    if progress is not None:
+        found.append(Progress(progress, experiment, phase))
+    return found

@@ -135,11 +135,14 @@ def test_mixed_precision_keeps_every_invariant(policy: str, tmp_path: Path) -> N
 @pytest.mark.slow
 def test_the_layers_compute_in_the_policy_with_a_float32_softmax() -> None:
     from harness import distribution as placement_lib
+    from harness import modalities
     from harness import model as model_lib
 
     experiment = _tiny()
+    room = modalities.room(experiment.modality)
     with placement_lib.placed("mixed_float16") as placement:
-        built = model_lib.load(experiment, model_lib.load_backbone(experiment), 2)
+        backbone = room.load_backbone(experiment)
+        built = model_lib.load(experiment, backbone, 2, room.parts(experiment, backbone))
     assert placement.policy == "mixed_float16" and placement.devices
     assert built.backbone.get_layer("block_1_conv").compute_dtype == "float16"
     assert built.backbone.get_layer("block_1_conv").kernel.dtype == "float32"

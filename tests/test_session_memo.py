@@ -9,6 +9,7 @@ disagreed is checked again, and that data sets are loaded once per session.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ import tiny_models
 
 pytest.importorskip("tensorflow")
 
-from harness import engine, invariants, spec  # imports TensorFlow
+from harness import engine, invariants, modalities, spec  # imports TensorFlow
 from harness.cache import FeatureCache
 from harness.data import loading
 from harness.results import Check, PhaseResult
@@ -41,13 +42,13 @@ def grid_point(name: str, learning_rate: float) -> spec.Experiment:
 def end_to_end_passes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The splits scored on raw images through the real model, in order."""
     passes: list[str] = []
-    images = engine._PhaseRunner._images
+    inputs = engine._PhaseRunner._inputs
 
     def counted(self: Any, split: str) -> Any:
         passes.append(split)
-        return images(self, split)
+        return inputs(self, split)
 
-    monkeypatch.setattr(engine._PhaseRunner, "_images", counted)
+    monkeypatch.setattr(engine._PhaseRunner, "_inputs", counted)
     return passes
 
 
@@ -97,13 +98,15 @@ def test_each_data_set_is_loaded_once_and_the_last_ones_are_kept(monkeypatch: py
     loaded: list[spec.Dataset] = []
     load = loading.load
     monkeypatch.setattr(loading, "load", lambda dataset: (loaded.append(dataset), load(dataset))[1])
-    memo = SessionMemo()
+    memo, room = SessionMemo(), modalities.room(spec.IMAGE)
     datasets = [spec.arrays(tiny_models.make_data, image_size=16) for _ in range(KEPT_DATA_SETS + 1)]
-    first = memo.load(datasets[0])
-    assert memo.load(datasets[0]) is first and loaded == [datasets[0]]
-    for dataset in datasets[1:]:
-        memo.load(dataset)
-    assert memo.load(datasets[-1]) is not first and loaded == datasets
-    memo.load(datasets[0])  # the least recently used: dropped, loaded again
+    experiments = [grid_point(f"e{i}", 1e-2) for i in range(len(datasets))]
+    experiments = [dataclasses.replace(e, dataset=d) for e, d in zip(experiments, datasets, strict=True)]
+    first = memo.load(experiments[0], room)
+    assert memo.load(experiments[0], room) is first and loaded == [datasets[0]]
+    for experiment in experiments[1:]:
+        memo.load(experiment, room)
+    assert memo.load(experiments[-1], room) is not first and loaded == datasets
+    memo.load(experiments[0], room)  # the least recently used: dropped, loaded again
     assert loaded == [*datasets, datasets[0]]
     assert first.labels("train") is first.labels("train")  # computed once per split

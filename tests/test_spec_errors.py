@@ -404,7 +404,7 @@ CASES = [
     # ------------------------------------------------------------------ head and experiment
     pytest.param(
         lambda: classifier_head(pooling="mean"),
-        ["`classifier_head.pooling` must be 'avg' or 'max'", "Received: pooling='mean'"],
+        ["`classifier_head.pooling` must be 'avg', 'max' (images) or 'cls' (text)", "Received: pooling='mean'"],
         id="head-pooling",
     ),
     pytest.param(
@@ -454,7 +454,10 @@ CASES = [
     pytest.param(
         lambda: lite0_experiment(dataset="elpv"),
         [
-            "`experiment.dataset` must be built with tfds_dataset(...), keras_dataset(...), image_folder(...) or arrays(...)",
+            (
+                "`experiment.dataset` must be built with tfds_dataset(...), keras_dataset(...), image_folder(...), "
+                "text_folder(...), text_csv(...) or arrays(...)"
+            ),
             "Received: dataset='elpv'",
         ],
         id="dataset-a-string",

@@ -19,7 +19,7 @@ _SHOWN = 3
 def check_data(experiment: spec.Experiment, data: LoadedData) -> None:
     """Raises `DataError` if `data` cannot serve `experiment` as declared."""
     where = describe(data.dataset)
-    if data.test is None and experiment.needs_test_split:
+    if not data.has("test") and experiment.needs_test_split:
         raise DataError(
             f"{where} has no test split, but an expectation of {experiment.name!r} reads test accuracy "
             "(min_test_accuracy or beats). Add a test split (a 'test' key for arrays(...)) or drop the expectation."
@@ -51,9 +51,7 @@ def _check_slice_floors(experiment: spec.Experiment, data: LoadedData, where: st
 
 
 def _check_held_out(data: LoadedData, where: str) -> None:
-    digests = {
-        name: [row.tobytes() for row in data.digests(name)] for name in spec.SPLITS if data.split(name) is not None
-    }
+    digests = {name: [row.tobytes() for row in data.digests(name)] for name in spec.SPLITS if data.has(name)}
     names = list(digests)
     for i, first in enumerate(names):
         index = {digest: position for position, digest in reversed(list(enumerate(digests[first])))}
@@ -64,6 +62,6 @@ def _check_held_out(data: LoadedData, where: str) -> None:
                 more = f" and {len(shared) - _SHOWN} more" if len(shared) > _SHOWN else ""
                 raise DataError(
                     f"The {first} and {second} splits of {where} share {len(shared)} example"
-                    f"{'s' if len(shared) != 1 else ''} (identical images): {shown}{more}. Held-out data must be "
+                    f"{'s' if len(shared) != 1 else ''} (identical {data.examples}): {shown}{more}. Held-out data must be "
                     f"held out: declare disjoint splits or remove the duplicates from the data."
                 )

@@ -1,11 +1,12 @@
 """Image folders, read as `keras.utils.image_dataset_from_directory` reads them, checked first.
 
-`load_folder` lists the files as Keras does (the class sub-folders sorted by name; below each,
-every file with an allowed extension, folders walked in sorted order; the list shuffled with
-`seed` and its last `validation_split` held out) and builds the `tf.data` pipeline Keras builds
-from that list. A folder whose files all decode therefore gives the very splits, in the very
-order, that `image_dataset_from_directory(path, seed=seed, validation_split=..., subset="both")`
-gives (tested). Unlike Keras, before anything is trained on:
+`load_folder` lists the files as Keras does (with `harness.data.listing`, as text folders are
+listed: the class sub-folders sorted by name; below each, every file with an allowed extension,
+folders walked in sorted order; the list shuffled with `seed` and its last `validation_split` held
+out) and builds the `tf.data` pipeline Keras builds from that list. A folder whose files all
+decode therefore gives the very splits, in the very order, that
+`image_dataset_from_directory(path, seed=seed, validation_split=..., subset="both")` gives
+(tested). Unlike Keras, before anything is trained on:
 
 - a name that starts with "." is never a class, an image or a folder to walk
   (`.ipynb_checkpoints`, `.git`, macOS's `._photo.jpg`);
@@ -31,13 +32,11 @@ pool; of 256 px: 178 and 190 ms), its gain on idle cores is not measured.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,6 +44,17 @@ import tensorflow as tf
 
 from harness import spec, worker_resources
 from harness.data.errors import DataError, SkippedFilesWarning
+from harness.data.listing import (
+    Listing,
+    capped,
+    class_differences,
+    empty_class_folders,
+    list_files,
+    plural,
+    shuffled,
+    split,
+    too_few,
+)
 from harness.spec.validators import class_folders
 
 __all__ = ["IMAGE_EXTENSIONS", "MIN_IMAGES", "Listing", "decode_problem", "list_images", "load_folder", "undecodable"]
@@ -55,35 +65,11 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 MIN_IMAGES = 5
 # What `image_dataset_from_directory(batch_size=None)` shuffles the training files with.
 SHUFFLE_BUFFER = 1024
-# How many files a message lists per folder; the metrics JSON's `skipped_files` has them all.
-_SHOWN = 100
 _MAX_WORKERS = 8
 _REMEDY = 'Remove or replace them, or leave them out with image_folder(..., bad_files="skip").'
 # TensorFlow's eager errors start with the function node and end with the op: neither helps a reader.
 _NODE = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
 _OP = re.compile(r"\s*\[Op:\w+\].*$")
-
-
-@dataclass
-class Listing:
-    """The images of one folder, class by class in Keras's order (before its shuffle)."""
-
-    root: str
-    where: str  # the folder as messages name it: "image folder '/data/cells'"
-    class_names: list[str]
-    files: list[str]  # paths under `root`, as Keras joins them
-    labels: list[int]
-
-    def relative(self, path: str) -> str:
-        return os.path.relpath(path, self.root)
-
-    def counts(self) -> list[int]:
-        return np.bincount(np.asarray(self.labels, dtype=np.int64), minlength=len(self.class_names)).tolist()
-
-    def without(self, left_out: Iterable[str]) -> Listing:
-        gone = set(left_out)
-        kept = [(f, label) for f, label in zip(self.files, self.labels, strict=True) if f not in gone]
-        return Listing(self.root, self.where, self.class_names, [f for f, _ in kept], [label for _, label in kept])
 
 
 def load_folder(
@@ -122,7 +108,7 @@ def load_folder(
                 )
                 listings[role] = kept = listing.without(f for f in listing.files if f in bad)
                 check_counts(kept, dataset.validation_split if role == "path" else None, skipped=len(found[role]))
-    train_files, validation_files = _split(*_shuffled(listings["path"], dataset.seed), dataset.validation_split)
+    train_files, validation_files = split(*_shuffled(listings["path"], dataset.seed), dataset.validation_split)
     splits: dict[str, tf.data.Dataset | None] = {
         "train": _dataset(*train_files, dataset.image_size, shuffle_seed=dataset.seed),
         "validation": _dataset(*validation_files, dataset.image_size, shuffle_seed=None),
@@ -141,53 +127,28 @@ def list_images(root: str, where: str, class_names: Sequence[str] | None = None)
     """
     names = [p.name for p in class_folders(root)]
     if class_names is not None and sorted(names) != sorted(class_names):
-        missing = [n for n in class_names if n not in names]
-        extra = [n for n in names if n not in class_names]
-        differences = [
-            f"missing {', '.join(map(repr, missing))}" if missing else "",
-            f"extra {', '.join(map(repr, extra))}" if extra else "",
-        ]
         raise DataError(
             f"The {where} must have the class folders of the training folder ({', '.join(class_names)}): "
-            f"{'; '.join(d for d in differences if d)}. Received: class folders {names}"
+            f"{class_differences(names, class_names)}. Received: class folders {names}"
         )
-    files: list[str] = []
-    labels: list[int] = []
-    empty: dict[str, str] = {}
-    for label, name in enumerate(class_names or names):
-        images, others = _images(os.path.join(root, name))
-        if not images:
-            kinds = sorted({os.path.splitext(o)[1].lower() or "no extension" for o in others})
-            empty[f"{name}/"] = f"{_plural(len(others), 'other file')} ({', '.join(kinds)})" if others else "empty"
-        files += images
-        labels += [label] * len(images)
+    listing, empty = list_files(root, where, IMAGE_EXTENSIONS, class_names)
     if empty:
-        each = "it" if len(empty) == 1 else "each"
-        head = (
-            f"The {where} has {_plural(len(empty), 'class folder')} without images ({', '.join(IMAGE_EXTENSIONS)}): "
-            f"{each} would be a class without examples."
-        )
-        lines = [f"  {name}: {what}" for name, what in empty.items()]
         fix = 'Add images, or remove the folder (a folder whose name starts with "." is never a class).'
-        raise DataError("\n".join([head, *lines, fix]))
-    return Listing(root, where, list(class_names or names), files, labels)
+        raise DataError(empty_class_folders(where, empty, f"images ({', '.join(IMAGE_EXTENSIONS)})", fix))
+    return listing
 
 
 def check_counts(listing: Listing, validation_split: float | None = None, *, skipped: int = 0) -> None:
     """Raises `DataError` naming every class of `listing` with fewer than `MIN_IMAGES` images, or
     (`validation_split`: the training folder) fewer than `1 / validation_split`."""
-    minimum = MIN_IMAGES if validation_split is None else _minimum(validation_split)
-    few = [(name, n) for name, n in zip(listing.class_names, listing.counts(), strict=True) if n < minimum]
-    if not few:
-        return
-    why = f"at least {minimum} images"
-    if minimum > MIN_IMAGES:
-        why += " (1 / validation_split, so that the validation split holds one of them)"
-    after = f" (after leaving out {_plural(skipped, 'file')} that {'does' if skipped == 1 else 'do'} not decode)"
-    after = after if skipped else ""
-    head = f"The {listing.where} has {_plural(len(few), 'class')} with too few images{after}: every class needs {why}."
-    lines = [f"  {name}: {_plural(n, 'image')}" for name, n in few]
-    raise DataError("\n".join([head, *lines, "Add images to the class, or remove its folder."]))
+    after = f" (after leaving out {plural(skipped, 'file')} that {'does' if skipped == 1 else 'do'} not decode)"
+    counts = dict(zip(listing.class_names, listing.counts(), strict=True))
+    fix = "Add images to the class, or remove its folder."
+    problem = too_few(
+        listing.where, counts, validation_split, floor=MIN_IMAGES, noun="image", after=after if skipped else "", fix=fix
+    )
+    if problem:
+        raise DataError(problem)
 
 
 def undecodable(paths: Sequence[str]) -> dict[str, str]:
@@ -215,42 +176,9 @@ def decode_problem(path: str) -> str | None:
     return None
 
 
-def _images(class_dir: str) -> tuple[list[str], list[str]]:
-    """The images below `class_dir` in Keras's order (`os.walk`, roots sorted, then names), and the other files."""
-    walked = []
-    for root, folders, names in os.walk(class_dir):
-        folders[:] = [f for f in folders if not f.startswith(".")]
-        walked.append((root, names))
-    images: list[str] = []
-    others: list[str] = []
-    for root, names in sorted(walked, key=lambda entry: entry[0]):
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            (images if name.lower().endswith(IMAGE_EXTENSIONS) else others).append(os.path.join(root, name))
-    return images, others
-
-
-def _minimum(validation_split: float) -> int:
-    return max(MIN_IMAGES, math.ceil(1 / validation_split - 1e-9))
-
-
 def _shuffled(listing: Listing, seed: int) -> tuple[list[str], np.ndarray]:
-    """`index_directory(shuffle=True, seed=seed)`'s shuffle: the paths and the labels, each with a fresh RandomState."""
-    paths = list(listing.files)
-    np.random.RandomState(seed).shuffle(paths)
-    labels = np.asarray(listing.labels, dtype=np.int32)
-    np.random.RandomState(seed).shuffle(labels)
-    return paths, labels
-
-
-def _split(
-    paths: list[str], labels: np.ndarray, validation_split: float
-) -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
-    """Keras's `get_training_or_validation_split`: the last `int(validation_split * n)` are held out."""
-    held_out = int(validation_split * len(paths))
-    assert held_out > 0, (held_out, len(paths))  # `check_counts` asks 1 / validation_split images per class
-    return (paths[:-held_out], labels[:-held_out]), (paths[-held_out:], labels[-held_out:])
+    """`index_directory(shuffle=True, seed=seed)`'s shuffle of the listing's paths and labels."""
+    return shuffled(listing.files, listing.labels, seed)
 
 
 def _dataset(
@@ -273,13 +201,8 @@ def _dataset(
 
 def _listed(where: str, files: dict[str, str], done: str = "") -> str:
     """`where` has N files that do not decode, then one line per file: its path and why."""
-    shown = [f"  {path}: {reason}" for path, reason in list(files.items())[:_SHOWN]]
-    if len(files) > _SHOWN:
-        shown.append(f'  ... and {len(files) - _SHOWN} more (bad_files="skip" lists them all in the metrics JSON)')
+    lines = [f"  {path}: {reason}" for path, reason in files.items()]
+    shown = capped(lines, '(bad_files="skip" lists them all in the metrics JSON)')
     verb = "does" if len(files) == 1 else "do"
-    head = f"The {where} has {_plural(len(files), 'file')} that {verb} not decode as images"
+    head = f"The {where} has {plural(len(files), 'file')} that {verb} not decode as images"
     return "\n".join([f"{head}{f', {done}' if done else ''}:", *shown])
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('s') else 's'}"

@@ -39,7 +39,6 @@ def model_card(
     experiment: spec.Experiment, result: ExperimentResult, *, spec_file: str, recording_baselines: bool = False
 ) -> dict[str, Any]:
     """The `model_card.json` document of `result` (its checks evaluated, its exports measured)."""
-    height, width = experiment.image_size
     final = result.final
     return {
         "card_version": CARD_VERSION,
@@ -50,12 +49,7 @@ def model_card(
         "classes": result.class_names,
         "split_sizes": result.split_sizes,
         "backbone": {"name": result.backbone, "weights": result.weights},
-        "input": {
-            "shape": [height, width, 3],
-            "pixels": "RGB, 0..255, resized to the input size as the harness does (tf.image.resize, bilinear)",
-            "dtype": {"keras": "float32", "saved_model": "float32", "litert": "float32", "litert_int8": "uint8"},
-            "output": "class probabilities in the order of labels.txt (litert_int8: uint8, scale 1/256)",
-        },
+        "input": _input(experiment),
         "phases": [
             {
                 "name": declared.name,
@@ -82,9 +76,30 @@ def model_card(
         ],
         "baseline": "being recorded" if recording_baselines else baseline_verdict(result),
         "exports": [dataclasses.asdict(e) for e in result.exports],
+        "exports_unavailable": result.exports_unavailable,
         "seed": result.seed,
         "params": result.params,
         "environment": environment.fingerprint(),
+    }
+
+
+def _input(experiment: spec.Experiment) -> dict[str, Any]:
+    """What each exported file takes and returns."""
+    if experiment.modality == spec.TEXT:
+        return {
+            "texts": "raw strings, tokenised inside the model by the backbone's keras-hub preprocessor "
+            "(`model.keras`: load it after `import harness.export.raw_text`; `saved_model`: after `import tensorflow_text`)",
+            "sequence_length": experiment.input_size,
+            "dtype": {"keras": "string", "saved_model": "string", "litert": "int32 token ids (the app tokenises)"},
+            "litert_inputs": "the preprocessor's outputs (token_ids, padding_mask, ...) padded to sequence_length",
+            "output": "class probabilities in the order of labels.txt",
+        }
+    height, width = experiment.image_size
+    return {
+        "shape": [height, width, 3],
+        "pixels": "RGB, 0..255, resized to the input size as the harness does (tf.image.resize, bilinear)",
+        "dtype": {"keras": "float32", "saved_model": "float32", "litert": "float32", "litert_int8": "uint8"},
+        "output": "class probabilities in the order of labels.txt (litert_int8: uint8, scale 1/256)",
     }
 
 

@@ -14,6 +14,7 @@ with the file's own parameters (`inference.Interpreted`).
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -135,6 +136,14 @@ def read(format: str, path: Path) -> Predict:
         return Interpreted(model_path=str(path))
     except Exception as error:  # noqa: BLE001 - a file that does not load is one plain failure
         raise ExportError(format, f"{path.name} does not load back: {first_line(error)}") from None
+
+
+def remove(path: Path) -> None:
+    """Removes a file or folder that a writer left (nothing when there is none)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def size_bytes(path: Path) -> int:

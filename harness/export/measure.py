@@ -1,58 +1,65 @@
 """Writes an experiment's exports and measures each one, read back from its file.
 
-Every format runs on every image of the test split (validation where the data set has none)
-and is compared with the trained Keras model's probabilities on the same images: the largest
-absolute difference, the argmax agreement and the accuracy. The expectations on exports
-(`export_matches`, `min_test_accuracy(runtime=...)`) read these figures.
+Every format runs on every example of the test split (validation where the data set has none),
+fed what it takes (pixels; raw strings, or token ids for LiteRT), and is compared with the
+trained Keras model's probabilities on the same examples: the largest absolute difference, the
+argmax agreement and the accuracy. The expectations on exports (`export_matches`,
+`min_test_accuracy(runtime=...)`) read these figures. What differs by modality (the export
+model, each format's writer and reader, the batches) is the experiment's room's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from functools import partial
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from harness import batching
-from harness.data.loading import LoadedData
+from harness import modalities
+from harness.export import ExportError
 from harness.export import formats as formats_lib
 from harness.results import ExportResult, Run
 
-# Training images the int8 conversion calibrates on (drawn with the experiment's seed), as
-# TensorFlow's post-training quantization guide suggests (a hundred or a few hundred).
-CALIBRATION_IMAGES = 100
 
+def export(
+    run: Run, formats: Sequence[str], folder: Path, *, required: Sequence[str] | None = None
+) -> list[ExportResult]:
+    """Writes `run`'s trained model as each of `formats` into `folder`; returns their measurements.
 
-def export(run: Run, formats: Sequence[str], folder: Path) -> list[ExportResult]:
-    """Writes `run`'s trained model as each of `formats` into `folder`; returns their measurements."""
-    model = formats_lib.inference_model(run.model)
-    representative = partial(calibration_images, run.data, run.result.seed)
+    A format that cannot be written raises `ExportError` if it is `required` (default: every one
+    of `formats`); otherwise it is left out, and why is kept in `run.result.exports_unavailable`.
+    """
+    room = modalities.room(run.modality)
+    model = room.export_model(run.model, run.data)
     files, seconds = {}, {}
     for format in formats:
         started = time.perf_counter()
-        files[format] = formats_lib.write(format, model, folder, representative)
+        try:
+            files[format] = room.write(format, model, folder, run.data, run.result.seed)
+        except ExportError as error:
+            formats_lib.remove(folder / formats_lib.FILES[format])  # what the failed writer left
+            if required is None or format in required:
+                raise
+            run.result.exports_unavailable[format] = str(error)
+            continue
         seconds[format] = time.perf_counter() - started
     return [dataclasses.replace(e, write_time_s=seconds[e.format]) for e in measure(run, files)]
 
 
 def measure(run: Run, files: Mapping[str, Path]) -> list[ExportResult]:
     """Reads each exported file back (format -> path) and compares it with `run`'s trained model."""
-    data: LoadedData = run.data
-    split = "test" if data.test is not None else "validation"
+    room, data = modalities.room(run.modality), run.data
+    split = "test" if data.has("test") else "validation"
     labels = data.labels(split)
-
-    def batches() -> Iterator[np.ndarray]:
-        return batching.image_batches(data.split(split)).as_numpy_iterator()
-
-    reference = np.concatenate([np.asarray(run.model.model.predict_on_batch(b)) for b in batches()])
+    reference = room.reference(run.model, data, split)
     measured = []
     for format, path in files.items():
-        predict = formats_lib.read(format, path)
-        probabilities = np.concatenate([predict(b) for b in batches()]).astype(np.float64)
+        predict = room.read(format, path)
+        probabilities = np.concatenate([predict(b) for b in room.export_batches(data, split, format)]).astype(
+            np.float64
+        )
         measured.append(
             ExportResult(
                 format=format,
@@ -66,13 +73,3 @@ def measure(run: Run, files: Mapping[str, Path]) -> list[ExportResult]:
             )
         )
     return measured
-
-
-def calibration_images(data: LoadedData, seed: int) -> Iterator[np.ndarray]:
-    """`CALIBRATION_IMAGES` training images drawn with `seed`, one per batch, in data-set order."""
-    size = data.sizes["train"]
-    picked = tf.constant(
-        np.sort(np.random.default_rng(seed).choice(size, min(CALIBRATION_IMAGES, size), replace=False))
-    )
-    chosen = data.train.enumerate().filter(lambda i, example: tf.reduce_any(i == picked))
-    return (image[None] for _, (image, _) in chosen.as_numpy_iterator())

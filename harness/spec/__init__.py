@@ -7,8 +7,10 @@ file and line. One module per concern:
 
 - `validators`: `SpecError`, `SourceLocation`, the argument validators, TFDS split parsing;
 - `vocabulary`: the accepted names (optimizers, frozen runtimes, monitors, split roles);
-- `datasets`: `tfds_dataset`, `image_folder`, `arrays`; `keras_datasets`: `keras_dataset`;
-- `backbones`: `backbone`, `efficientnet_lite0` (1, 2), `custom_backbone`, `classifier_head`;
+- `datasets`: `image_folder`, `arrays`; `tfds`: `tfds_dataset`; `keras_datasets`: `keras_dataset`;
+  `text_datasets`: `text_folder`, `text_csv`;
+- `backbones`: `backbone`, `efficientnet_lite0` (1, 2), `keras_hub_backbone`, `custom_backbone`,
+  `classifier_head`; `modality`: what an experiment's parts must agree on (images or text);
 - `phases`: `feature_extraction`, `fine_tune`, `augment` (checked against `augment_layers`),
   `dihedral`; `callbacks`: `early_stopping`, `reduce_lr_on_plateau`, `checkpoint_best`;
 - `schedules`: `cosine`, `one_cycle` and the checks of a phase's schedule, label smoothing and
@@ -29,6 +31,7 @@ from harness.spec.backbones import (
     efficientnet_lite1,
     efficientnet_lite2,
     keras_application,
+    keras_hub_backbone,
 )
 from harness.spec.callbacks import (
     Callback,
@@ -39,7 +42,7 @@ from harness.spec.callbacks import (
     early_stopping,
     reduce_lr_on_plateau,
 )
-from harness.spec.datasets import Arrays, Dataset, ImageFolder, TfdsDataset, arrays, image_folder, tfds_dataset
+from harness.spec.datasets import Arrays, Dataset, ImageFolder, arrays, image_folder
 from harness.spec.expectations import (
     EXPECTATIONS,
     Beats,
@@ -81,15 +84,19 @@ from harness.spec.phases import (
 )
 from harness.spec.registry import collecting
 from harness.spec.schedules import Cosine, OneCycle, Schedule, cosine, one_cycle
+from harness.spec.text_datasets import TextCsv, TextFolder, text_csv, text_folder
+from harness.spec.tfds import TfdsDataset, tfds_dataset
 from harness.spec.validators import SourceLocation, SpecError
 from harness.spec.vocabulary import (
     EXPORT_FORMATS,
     FEATURE_EXTRACTION,
     FINE_TUNE,
     FROZEN_RUNTIMES,
+    IMAGE,
     MONITORS,
     OPTIMIZERS,
     SPLITS,
+    TEXT,
 )
 
 __all__ = [
@@ -100,10 +107,12 @@ __all__ = [
     "FEATURE_EXTRACTION",
     "FINE_TUNE",
     "FROZEN_RUNTIMES",
+    "IMAGE",
     "KERAS_DATASETS",
     "MONITORS",
     "OPTIMIZERS",
     "SPLITS",
+    "TEXT",
     "Arrays",
     "Augmentation",
     "Backbone",
@@ -132,6 +141,8 @@ __all__ = [
     "Schedule",
     "SourceLocation",
     "SpecError",
+    "TextCsv",
+    "TextFolder",
     "TfdsDataset",
     "TrainableParams",
     "TrainableWeightsChanged",
@@ -159,6 +170,7 @@ __all__ = [
     "image_folder",
     "keras_application",
     "keras_dataset",
+    "keras_hub_backbone",
     "loss_decreases",
     "min_macro_f1",
     "min_precision",
@@ -168,6 +180,8 @@ __all__ = [
     "one_cycle",
     "parametrize",
     "reduce_lr_on_plateau",
+    "text_csv",
+    "text_folder",
     "tfds_dataset",
     "trainable_params",
     "trainable_weights_changed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -9,10 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from harness import freezing
+from harness.backbones import hub_catalog
 from harness.spec.registry import _caller_dir
-from harness.spec.validators import SpecError, _check, _is_number, _positive_int, _sequence
+from harness.spec.validators import SpecError, _bool, _check, _is_number, _positive_int, _sequence
+from harness.spec.vocabulary import IMAGE, TEXT
 
 LITE0 = "efficientnet_lite0"
+# What `Backbone.weights` holds for a keras-hub encoder's own pretrained weights.
+PRESET_WEIGHTS = "preset"
+POOLINGS = ("avg", "max", "cls")
+# The poolings that suit only one modality.
+IMAGE_POOLINGS, TEXT_POOLINGS = ("max",), ("cls",)
 LITE1 = "efficientnet_lite1"
 LITE2 = "efficientnet_lite2"
 _LITES = (LITE0, LITE1, LITE2)
@@ -29,6 +37,17 @@ class Backbone:
     name: str
     weights: str | None = "imagenet"
     build: Callable[[tuple[int, int, int]], Any] | None = None
+    # A keras-hub text encoder: what the catalog knows of its preset (`keras_hub_backbone`).
+    preset: hub_catalog.PresetInfo | None = None
+
+    def without_weights(self) -> Backbone:
+        """The same backbone, initialised at random instead of loading weights (to load trained ones into)."""
+        return dataclasses.replace(self, weights=None)
+
+    @property
+    def modality(self) -> str:
+        """What the backbone reads: "text" for a keras-hub encoder, else "image"."""
+        return TEXT if self.preset is not None else IMAGE
 
     @property
     def layer_infos(self) -> tuple[freezing.LayerInfo, ...] | None:
@@ -36,8 +55,17 @@ class Backbone:
 
         Which layers are BatchNorm and which hold weights is what the catalog knows
         (EfficientNet-Lite0's architecture tells both; for `keras.applications` models only the
-        names are known, and the rest is checked when the model is built).
+        names are known, and the rest is checked when the model is built; a keras-hub encoder's
+        names are known where its `config.json` is here to read).
         """
+        if self.preset is not None:
+            names, weightless = self.preset.layer_names, self.preset.weightless_layers
+            if names is None:
+                return None
+            return tuple(
+                freezing.LayerInfo(name, has_weights=None if weightless is None else name not in weightless)
+                for name in names
+            )
         if self.build is not None:
             return None
         from harness.backbones import catalog
@@ -174,6 +202,48 @@ def custom_backbone(name: str, build: Callable[[tuple[int, int, int]], Any]) -> 
     return Backbone(name=name, weights=None, build=build)
 
 
+def keras_hub_backbone(preset: str, *, load_weights: bool = True) -> Backbone:
+    """A pretrained text encoder from keras-hub (BERT, DistilBERT, RoBERTa, DeBERTa-v3, ALBERT, ...), with its tokenizer.
+
+    The encoder reads token ids that its own tokenizer makes from the data set's texts (as
+    `preprocess_input` is built into an image backbone): keras-hub's `TextClassifierPreprocessor`
+    for the preset, at the data set's `sequence_length`. It runs in inference mode (no dropout
+    inside it), so a frozen part is deterministic and its outputs are cached; the head's dropout
+    regularises. Its blocks are named as keras-hub names them (`transformer_layer_0`, ...), after
+    the embeddings (`token_embedding`, `position_embedding`, `embeddings_layer_norm`, ...), and
+    the freezing rules address them as they address an image backbone's layers.
+
+    Args:
+        preset: A keras-hub preset name (downloaded by keras-hub; offline, the copy a registry
+            package installs is used where there is one: "all_minilm_l6_v2_en"), or a folder,
+            relative to the spec file's folder: a keras-hub preset folder (`save_to_preset`) or a
+            Hugging Face folder with `config.json` and `model.safetensors`, which keras-hub converts.
+        load_weights: Load the pretrained weights; False initialises them at random (a
+            from-scratch reference). Defaults to True.
+    """
+    _bool(load_weights, "keras_hub_backbone.load_weights")
+    try:
+        info = hub_catalog.describe_preset(preset, base=_caller_dir())
+    except (hub_catalog.UnknownPresetError, hub_catalog.PresetFolderError) as error:
+        message = str(error)
+        raise SpecError(
+            "keras_hub_backbone.preset",
+            "must name a keras-hub text preset or a preset folder",
+            preset,
+            hint=message.split(" Received:")[0],
+        ) from None
+    architectures = hub_catalog.text_architectures()
+    _check(
+        info.architecture is None or info.architecture in architectures,
+        "keras_hub_backbone.preset",
+        f"must be a text encoder with a keras-hub text classifier ({', '.join(architectures)}); "
+        f"it is a {info.architecture}",
+        preset,
+    )
+    label = Path(info.preset).name if info.folder is not None and info.preset == info.folder else info.preset
+    return Backbone(name=label, weights=PRESET_WEIGHTS if load_weights else None, preset=info)
+
+
 @dataclass(frozen=True)
 class ClassifierHead:
     pooling: str = "avg"
@@ -184,14 +254,17 @@ class ClassifierHead:
 def classifier_head(
     *, pooling: str = "avg", dropout_rate: float = 0.2, hidden_units: Sequence[int] = ()
 ) -> ClassifierHead:
-    """The new head: global pooling, optional hidden Dense layers, dropout, softmax.
+    """The new head: pooling, optional hidden Dense layers, dropout, softmax.
 
     Args:
-        pooling: "avg" or "max". Defaults to "avg".
+        pooling: How the backbone's outputs become one vector. "avg" (global average pooling of
+            an image's feature map; for a text encoder, the mean over the real tokens, what
+            sentence encoders are trained for), "max" (images: global max pooling) or "cls"
+            (text: the first token's output). Defaults to "avg".
         dropout_rate: Dropout before the output layer, in [0, 1). Defaults to 0.2.
         hidden_units: A list of sizes of hidden ReLU Dense layers. Defaults to none.
     """
-    _check(pooling in ("avg", "max"), "classifier_head.pooling", "must be 'avg' or 'max'", pooling)
+    _check(pooling in POOLINGS, "classifier_head.pooling", "must be 'avg', 'max' (images) or 'cls' (text)", pooling)
     _check(
         _is_number(dropout_rate) and 0 <= dropout_rate < 1,
         "classifier_head.dropout_rate",

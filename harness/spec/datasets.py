@@ -8,7 +8,6 @@ folder are refused here; examples shared by two splits are found before training
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,60 +15,23 @@ from typing import Any
 
 from harness.spec.keras_datasets import KerasDataset
 from harness.spec.registry import _caller_dir
+from harness.spec.text_datasets import TextCsv, TextFolder
+from harness.spec.tfds import TfdsDataset, one_size, sized_modality
 from harness.spec.validators import (
+    SpecError,
     _check,
     _class_names,
     _folder,
-    _hold_out,
     _image_size,
     _is_number,
     _positive_int,
     _seed,
-    _split,
     class_folders,
-    splits_overlap,
 )
-from harness.spec.vocabulary import BAD_FILES
+from harness.spec.vocabulary import BAD_FILES, DEFAULT_IMAGE_SIZE, DEFAULT_SEQUENCE_LENGTH, IMAGE, TEXT
 
-# What `tfds_dataset` reads when the builder declares no `supervised_keys`.
-DEFAULT_IMAGE_KEY = "image"
-DEFAULT_LABEL_KEY = "label"
 # The name `arrays(slices=...)` values go by in reports and check names.
 ARRAYS_SLICE_FEATURE = "slice"
-
-
-@dataclass(frozen=True)
-class TfdsDataset:
-    """A TensorFlow Datasets data set, loaded with `tfds.builder(name).as_dataset(split=...)`.
-
-    `image_key` / `label_key` None mean the builder's `supervised_keys` (else "image" / "label"),
-    resolved when the data is loaded (`harness.data.loading`, see `with_keys`). `slices` names a
-    feature whose value per example slices the validation and test accuracies; it is no part of
-    `identity` (the images, hence the cached features, are the same with or without it).
-    """
-
-    name: str
-    image_size: tuple[int, int]
-    train_split: str = "train"
-    validation_split: str = "validation"
-    test_split: str | None = None
-    image_key: str | None = None
-    label_key: str | None = None
-    data_dir: str | None = None
-    slices: str | None = None
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        """What the cached images depend on (with the image key as resolved, once loaded)."""
-        return {"source": "tfds", "name": self.name, "image_key": self.image_key, "data_dir": self.data_dir}
-
-    @property
-    def splits(self) -> dict[str, str | None]:
-        """The TFDS split string of each role ("train", "validation", "test"); None where none is declared."""
-        return {"train": self.train_split, "validation": self.validation_split, "test": self.test_split}
-
-    def with_keys(self, image_key: str, label_key: str) -> TfdsDataset:
-        return dataclasses.replace(self, image_key=image_key, label_key=label_key)
 
 
 @dataclass(frozen=True)
@@ -83,6 +45,7 @@ class ImageFolder:
     test_path: str | None = None
     seed: int = 0
     bad_files: str = "error"
+    modality = IMAGE
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -101,25 +64,59 @@ class Arrays:
     """
 
     data: Mapping[str, tuple[Any, Any]] | Callable[[], Mapping[str, tuple[Any, Any]]]
-    image_size: tuple[int, int]
+    image_size: tuple[int, int] | None = None
     num_classes: int | None = None
     cache_key: str | None = None
     slices: Mapping[str, Sequence[Any]] | Callable[[], Mapping[str, Sequence[Any]]] | None = None
     class_names: tuple[str, ...] | None = None
+    sequence_length: int | None = None
 
     @property
     def identity(self) -> dict[str, Any]:
         return {"source": "arrays", "cache_key": self.cache_key}
 
+    @property
+    def modality(self) -> str | None:
+        """ "text" with a sequence length, "image" with an image size; None until `experiment` sizes it."""
+        return sized_modality(self)
 
-Dataset = TfdsDataset | ImageFolder | Arrays | KerasDataset
+
+Dataset = TfdsDataset | ImageFolder | Arrays | KerasDataset | TextFolder | TextCsv
+# The data sets that read either modality, sized by the experiment's backbone (`sized_for`).
+EITHER = (TfdsDataset, Arrays)
+
+
+def sized_for(dataset: Dataset, modality: str) -> Dataset:
+    """`dataset` as an experiment on a `modality` backbone reads it: a TFDS data set or arrays that
+    give neither an image size nor a sequence length get the modality's default (arrays of images
+    must give their size). Raises `SpecError` where the data set is of the other modality."""
+    if not isinstance(dataset, EITHER) or dataset.modality is not None:
+        return dataset
+    if modality == TEXT:
+        return dataclasses.replace(dataset, sequence_length=DEFAULT_SEQUENCE_LENGTH)
+    if isinstance(dataset, Arrays):
+        raise SpecError("arrays.image_size", "is needed for an image backbone (the size images are resized to)", None)
+    return dataclasses.replace(dataset, image_size=(DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE))
+
+
+def input_size(dataset: Dataset) -> tuple[int, int] | int:
+    """What `dataset` is sized to: its image size, or its texts' tokens (`sequence_length`), once sized (`sized_for`)."""
+    if isinstance(dataset, (ImageFolder, KerasDataset)):
+        return dataset.image_size
+    if isinstance(dataset, (TextFolder, TextCsv)):
+        return dataset.sequence_length
+    if dataset.image_size is not None:
+        return dataset.image_size
+    if dataset.sequence_length is not None:
+        return dataset.sequence_length
+    raise ValueError(f"{type(dataset).__name__} is not sized yet: give it image_size or sequence_length")
 
 
 def has_test_split(dataset: Dataset) -> bool | None:
     """Whether `dataset` declares a test split; None when only loading the data tells (arrays from a callable)."""
     if isinstance(dataset, TfdsDataset):
         return dataset.test_split is not None
-    if isinstance(dataset, ImageFolder):
+    if isinstance(dataset, (ImageFolder, TextFolder, TextCsv)):
         return dataset.test_path is not None
     if isinstance(dataset, KerasDataset):
         return True
@@ -140,107 +137,13 @@ def slice_feature(dataset: Dataset) -> str | None:
 
 def num_classes(dataset: Dataset) -> int | None:
     """The number of classes where the spec alone tells it."""
-    if isinstance(dataset, ImageFolder):
+    if isinstance(dataset, (ImageFolder, TextFolder)):
         return len(class_folders(dataset.path))
     if isinstance(dataset, Arrays):
         return dataset.num_classes or (len(dataset.class_names) if dataset.class_names else None)
     if isinstance(dataset, KerasDataset):
         return dataset.info.num_classes
     return None
-
-
-def tfds_dataset(
-    name: str,
-    *,
-    image_size: int | tuple[int, int] = 224,
-    train_split: str = "train",
-    validation_split: str | float = "validation",
-    test_split: str | None = None,
-    image_key: str | None = None,
-    label_key: str | None = None,
-    data_dir: str | None = None,
-    slices: str | None = None,
-) -> TfdsDataset:
-    """A TFDS data set by name, with split slicing ("train[:80%]").
-
-    Args:
-        name: The TFDS name (`"elpv"`, `"tf_flowers"`, `"mnist:3.0.1"`).
-        image_size: Images are resized to this (int or (height, width)). Defaults to 224.
-        train_split: TFDS split string of the training data. Defaults to "train".
-        validation_split: A TFDS split string, or a fraction in (0, 1) of `train_split` held out
-            for validation, as in `image_folder` and Keras (0.2: train on "train[:80%]",
-            validate on "train[80%:]"; `train_split` must then be one unsliced split).
-            Defaults to "validation".
-        test_split: TFDS split string of the held-out test data. Defaults to None (no test split).
-        image_key: Feature name of the image. Defaults to None: the builder's
-            `supervised_keys`, else "image".
-        label_key: Feature name of the integer class label. Defaults to None: the builder's
-            `supervised_keys`, else "label".
-        data_dir: TFDS data directory. Defaults to TFDS's own default.
-        slices: Feature name whose value slices the validation and test accuracies (per slice
-            value: accuracy, n and a 95% interval; floors with `min_test_accuracy(slice=...)`), e.g.
-            `slices="cell_type"`: a `tfds.features.ClassLabel` (values: its class names) or a
-            string or integer scalar feature (values as strings). Defaults to None (no slices).
-            It does not change the cached features: the images are the same.
-
-    No two splits may share examples: identical or overlapping split strings are refused.
-    """
-    _check(
-        isinstance(name, str) and re.fullmatch(r"[a-z0-9_]+(/[\w.-]+)?(:[\d.*]+)?", name or "") is not None,
-        "tfds_dataset.name",
-        "must be a TFDS data set name such as 'elpv' or 'tf_flowers'",
-        name,
-    )
-    for key, value in (("image_key", image_key), ("label_key", label_key)):
-        _check(
-            value is None or (isinstance(value, str) and value != ""),
-            f"tfds_dataset.{key}",
-            "must be a feature name, or None for the builder's supervised_keys",
-            value,
-        )
-    _check(
-        slices is None or (isinstance(slices, str) and slices != ""),
-        "tfds_dataset.slices",
-        "must be a feature name (a ClassLabel, string or integer feature, e.g. 'cell_type'), or None for no slices",
-        slices,
-    )
-    _check(
-        data_dir is None or isinstance(data_dir, (str, Path)),
-        "tfds_dataset.data_dir",
-        "must be a folder path, or None for TFDS's default",
-        data_dir,
-    )
-    train = _split(train_split, "tfds_dataset.train_split")
-    if isinstance(validation_split, str):
-        validation = _split(validation_split, "tfds_dataset.validation_split")
-    else:
-        train, validation = _hold_out(train, validation_split)
-    test = None if test_split is None else _split(test_split, "tfds_dataset.test_split")
-    roles = [("train_split", train), ("validation_split", validation), ("test_split", test)]
-    for i, (first, a) in enumerate(roles):
-        for second, b in roles[i + 1 :]:
-            if a is None or b is None:
-                continue
-            shared = splits_overlap(a, b)
-            _check(
-                shared is None,
-                f"tfds_dataset.{second}",
-                f"must not share examples with {first} ({a!r}): both read split {shared!r} where they overlap",
-                b,
-                hint="Held-out data must be held out: give disjoint slices, e.g. train_split='train[:80%]', "
-                "validation_split='train[80%:]'.",
-            )
-    return TfdsDataset(
-        name=name,
-        image_size=_image_size(image_size, "tfds_dataset.image_size"),
-        train_split=train,
-        validation_split=validation,
-        test_split=test,
-        image_key=image_key,
-        label_key=label_key,
-        data_dir=None if data_dir is None else str(data_dir),
-        slices=slices,
-    )
 
 
 def image_folder(
@@ -307,18 +210,22 @@ def image_folder(
 def arrays(
     data: Mapping[str, tuple[Any, Any]] | Callable[[], Mapping[str, tuple[Any, Any]]],
     *,
-    image_size: int | tuple[int, int],
+    image_size: int | tuple[int, int] | None = None,
     num_classes: int | None = None,
     cache_key: str | None = None,
     slices: Mapping[str, Sequence[Any]] | Callable[[], Mapping[str, Sequence[Any]]] | None = None,
     class_names: Sequence[str] | None = None,
+    sequence_length: int | None = None,
 ) -> Arrays:
-    """In-memory arrays (mostly for tests): `{"train": (x, y), "validation": (x, y), "test": ...}`.
+    """In-memory arrays or lists of texts: `{"train": (x, y), "validation": (x, y), "test": ...}`.
+
+    For images, `x` is an array `(n, height, width[, channels])` in 0..255; for a text backbone,
+    `x` is a list (or array) of strings. `y` holds integer labels.
 
     Args:
         data: The mapping, or a zero-argument callable returning it (so importing the spec stays
             cheap).
-        image_size: Images are resized to this.
+        image_size: Images are resized to this; needed for an image backbone. Defaults to None.
         num_classes: Number of classes. Defaults to None: `len(class_names)` when given, else
             `max(label) + 1` over all splits.
         cache_key: A name for these arrays in the feature cache. Defaults to None: features of
@@ -329,6 +236,8 @@ def arrays(
             values. Defaults to None (no slices). Not part of the cache key.
         class_names: The name of each class, label 0 first, as reports and `min_recall` name
             them. Defaults to None: the labels as digits ("0", "1", ...).
+        sequence_length: Tokens per text, the special tokens included (texts). Defaults to None:
+            128 for a text backbone.
     """
     if not callable(data):
         _check(
@@ -367,9 +276,9 @@ def arrays(
             )
     return Arrays(
         data=data,
-        image_size=_image_size(image_size, "arrays.image_size"),
         num_classes=num_classes,
         cache_key=cache_key,
         slices=slices,
         class_names=names,
+        **one_size("arrays", image_size, sequence_length),
     )

@@ -9,16 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import freezing
+from harness.spec import modality
 from harness.spec.backbones import Backbone, ClassifierHead, classifier_head
-from harness.spec.datasets import (
-    Arrays,
-    Dataset,
-    ImageFolder,
-    TfdsDataset,
-    has_test_split,
-    num_classes,
-    slice_feature,
-)
+from harness.spec.datasets import Arrays, Dataset, ImageFolder, has_test_split, input_size, num_classes, slice_feature
 from harness.spec.expectations import (
     EXPECTATIONS,
     Beats,
@@ -31,7 +24,10 @@ from harness.spec.expectations import (
 from harness.spec.keras_datasets import KerasDataset
 from harness.spec.phases import Phase
 from harness.spec.registry import _caller_location, _register
+from harness.spec.text_datasets import TextCsv, TextFolder
+from harness.spec.tfds import TfdsDataset
 from harness.spec.validators import SourceLocation, SpecError, _check, _seed, _sequence
+from harness.spec.vocabulary import IMAGE
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,8 +46,22 @@ class Experiment:
     tolerance: float | str | None = None  # a drop, or "measured": from the baseline's recorded spread
 
     @property
+    def modality(self) -> str:
+        """What the experiment reads: "image" or "text" (its backbone's, which its data set matches)."""
+        return self.backbone.modality
+
+    @property
     def image_size(self) -> tuple[int, int]:
-        return self.dataset.image_size
+        """The size images are resized to (an image experiment's)."""
+        size = self.input_size
+        if not isinstance(size, tuple):
+            raise ValueError(f"experiment {self.name!r} reads {self.modality}, not images")
+        return size
+
+    @property
+    def input_size(self) -> tuple[int, int] | int:
+        """What the data set is sized to: the image size, or a text's tokens (`sequence_length`)."""
+        return input_size(self.dataset)
 
     @property
     def test_phases(self) -> frozenset[str]:
@@ -116,15 +126,16 @@ def experiment(
         name,
     )
     _check(
-        isinstance(dataset, (TfdsDataset, KerasDataset, ImageFolder, Arrays)),
+        isinstance(dataset, (TfdsDataset, KerasDataset, ImageFolder, Arrays, TextFolder, TextCsv)),
         "experiment.dataset",
-        "must be built with tfds_dataset(...), keras_dataset(...), image_folder(...) or arrays(...)",
+        "must be built with tfds_dataset(...), keras_dataset(...), image_folder(...), text_folder(...), "
+        "text_csv(...) or arrays(...)",
         dataset,
     )
     _check(
         isinstance(backbone, Backbone),
         "experiment.backbone",
-        "must be built with backbone(...), efficientnet_lite0(...) or custom_backbone(...)",
+        "must be built with backbone(...), efficientnet_lite0(...), keras_hub_backbone(...) or custom_backbone(...)",
         backbone,
     )
     head = classifier_head() if head is None else head
@@ -154,6 +165,7 @@ def experiment(
             "must be an expectation such as min_val_accuracy(0.9)",
             e,
         )
+    dataset = modality.checked(dataset, backbone, head, phases, expect)
     _check_expectations(name, dataset, names, expect)
     seed = _seed(seed, "experiment.seed")
     marks = _sequence(marks, "experiment.marks", "['slow']")
@@ -169,15 +181,8 @@ def experiment(
         )
     _check_class_weights(dataset, phases)
     _check_rules_against_layers(backbone, phases)
-    _check_input_size(backbone, dataset.image_size)
-    for phase in phases:
-        _check(
-            set(phase.views) <= {0, 2, 4, 6} or dataset.image_size[0] == dataset.image_size[1],
-            "dataset.image_size",
-            f"must be square: dihedral() in phase {phase.name!r} turns images by quarter turns "
-            "(dihedral(turns=False) keeps the flips only)",
-            dataset.image_size,
-        )
+    if backbone.modality == IMAGE:
+        _check_image_size(backbone, phases, input_size(dataset))
     return _register(
         Experiment(
             name=name,
@@ -197,11 +202,15 @@ def experiment(
 _TEST_SPLIT_FIX = {
     TfdsDataset: "Declare one with tfds_dataset(test_split=...), e.g. test_split='test'.",
     ImageFolder: "Declare one with image_folder(test_path=...), a folder outside the training folder.",
+    TextFolder: "Declare one with text_folder(test_path=...), a folder outside the training folder.",
+    TextCsv: "Declare one with text_csv(test_path=...), a second CSV file with the same columns.",
     Arrays: "Add a 'test' key to the arrays(...) mapping.",
 }
 _TEST_SPLIT_SHOWN = {
     TfdsDataset: lambda dataset: "test_split=None",
     ImageFolder: lambda dataset: "test_path=None",
+    TextFolder: lambda dataset: "test_path=None",
+    TextCsv: lambda dataset: "test_path=None",
     Arrays: lambda dataset: f"arrays with keys {sorted(dataset.data)}",
 }
 
@@ -210,6 +219,8 @@ _SLICES_FIX = {
     ImageFolder: "image_folder(...) has no slices: use tfds_dataset(slices=...) or arrays(slices=...).",
     Arrays: "Give one value per example with arrays(slices={'validation': [...], 'test': [...]}).",
     KerasDataset: "keras_dataset(...) has no slices: use tfds_dataset(slices=...) or arrays(slices=...).",
+    TextFolder: "text_folder(...) has no slices: use tfds_dataset(slices=...) or arrays(slices=...).",
+    TextCsv: "text_csv(...) has no slices: use tfds_dataset(slices=...) or arrays(slices=...).",
 }
 
 
@@ -282,7 +293,15 @@ def _check_rules_against_layers(backbone: Backbone, phases: Sequence[Phase]) -> 
             ) from None
 
 
-def _check_input_size(backbone: Backbone, image_size: tuple[int, int]) -> None:
+def _check_image_size(backbone: Backbone, phases: Sequence[Phase], image_size: Any) -> None:
+    for phase in phases:
+        _check(
+            set(phase.views) <= {0, 2, 4, 6} or image_size[0] == image_size[1],
+            "dataset.image_size",
+            f"must be square: dihedral() in phase {phase.name!r} turns images by quarter turns "
+            "(dihedral(turns=False) keeps the flips only)",
+            image_size,
+        )
     if backbone.build is not None:
         return
     from harness.backbones import catalog

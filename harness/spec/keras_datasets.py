@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.spec.validators import _check, _image_size, _is_number, _positive_int, _seed
+from harness.spec.vocabulary import IMAGE
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class KerasDataset:
     validation_split: float = 0.2
     seed: int = 0
     train_size: int | None = None
+    modality = IMAGE
 
     @property
     def identity(self) -> dict[str, Any]:

@@ -106,6 +106,8 @@ class Phase:
     schedule: Schedule | None = None
     label_smoothing: float = 0.0
     weight_decay: float | None = None
+    # Low-rank adapters of this rank train instead of the selected layers' own weights (`fine_tune`).
+    lora_rank: int | None = None
 
     @property
     def views(self) -> tuple[int, ...]:
@@ -282,6 +284,7 @@ def fine_tune(
     schedule: Schedule | None = None,
     label_smoothing: float = 0.0,
     weight_decay: float | None = None,
+    lora_rank: int | None = None,
 ) -> Phase:
     """Phase 2: the top of the backbone unfrozen, trained with the head at a low learning rate.
 
@@ -300,6 +303,10 @@ def fine_tune(
             rates), in (0, 1]. Defaults to None: `learning_rate`.
         train_batchnorm: Let BatchNormalization layers train (and update their statistics).
             Defaults to False: they stay frozen and in inference mode.
+        lora_rank: Train low-rank adapters of this rank (LoRA, Keras's `enable_lora`) on the
+            selected layers' attention query and value projections instead of their weights, which
+            stay unchanged bit for bit; the exported model has the adapters merged into plain
+            weights. Text encoders (keras-hub) only. Defaults to None: the selected layers train.
         optimizer, batch_size, class_weight, augmentation, callbacks, name, schedule,
             label_smoothing, weight_decay: As in `feature_extraction`. `name` defaults to "fine_tune".
     """
@@ -367,5 +374,6 @@ def fine_tune(
         rule=rule,
         backbone_learning_rate=backbone_rate,
         train_batchnorm=_bool(train_batchnorm, "fine_tune.train_batchnorm"),
+        lora_rank=None if lora_rank is None else _positive_int(lora_rank, "fine_tune.lora_rank"),
         **common,
     )

@@ -121,6 +121,13 @@ def _image_size(value: Any, field: str) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
+def _sequence_length(value: Any, field: str) -> int:
+    """Tokens per text: an int >= 2 (room for the start and end tokens a classifier's preprocessor adds)."""
+    ok = _is_int(value) and value >= 2
+    _check(ok, field, "must be an int >= 2 (tokens per text, the special tokens included)", value)
+    return int(value)
+
+
 def _class_names(value: Any, field: str, num_classes: int | None) -> tuple[str, ...]:
     """A list of distinct, non-empty class names, label 0 first; `num_classes` of them when that is given."""
     ok = isinstance(value, (list, tuple)) and all(isinstance(n, str) and n.strip() for n in value)

@@ -7,6 +7,16 @@ loading walks `SPLITS`, the exporter writes `EXPORT_FORMATS`.
 
 from __future__ import annotations
 
+# What an experiment's data is: its data set and its backbone must agree (`harness.modalities`).
+IMAGE, TEXT = "image", "text"
+MODALITIES = (IMAGE, TEXT)
+
+# What `tfds_dataset` and `arrays` are sized to when the spec does not say: the image size for an
+# image backbone, the tokens per text for a text backbone (short texts; keras-hub's own default, 512,
+# is for long documents).
+DEFAULT_IMAGE_SIZE = 224
+DEFAULT_SEQUENCE_LENGTH = 128
+
 FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNE = "fine_tune"
 
