@@ -1,6 +1,7 @@
 """The checks stage: everything asserted about a run, evaluated in one place and in one order.
 
-1. the cached-path agreement check, always on, for every phase trained on cached inputs;
+1. the cached-path agreement check, always on, for every phase trained on cached inputs, and
+   the merged adapters' agreement for a model trained with LoRA;
 2. every declared expectation, in the order the spec declares them, through `CHECKS`: a table
    from expectation type to its check (a new expectation is one dataclass in the spec language
    and one entry here). `beats` compares against the other experiment's result of this
@@ -153,6 +154,8 @@ def evaluate(
         for phase in result.phases
         if phase.cached_val_accuracy is not None
     ]
+    if result.merged_adapters_max_abs_diff is not None:
+        checks.append(invariants.merged_adapters(result.merged_adapters_max_abs_diff))
     for expectation in experiment.expect:
         check = CHECKS.get(type(expectation))
         if check is None:

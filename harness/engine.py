@@ -36,6 +36,7 @@ from harness import (
     errors,
     freezing,
     invariants,
+    lora,
     modalities,
     planning,
     spec,
@@ -82,9 +83,17 @@ def run(experiment: spec.Experiment, options: RunOptions) -> Run:
     room = modalities.room(experiment.modality)
     with distribution.placed(options.precision, options.strategy) as placement:
         trained = _run(experiment, options, placement, room)
-    if (placement.policy, placement.strategy) != ("float32", "default"):  # what exports are made from
+    adapted = lora.enabled(trained.model.model)
+    if adapted or (placement.policy, placement.strategy) != ("float32", "default"):  # what exports are made from
         untrained = room.load_backbone(dataclasses.replace(experiment, backbone=experiment.backbone.without_weights()))
-        trained.model = model_lib.float32_copy(experiment, trained.model, untrained, room.parts(experiment, untrained))
+        plain = model_lib.plain_copy(experiment, trained.model, untrained, room.parts(experiment, untrained))
+        if adapted:  # the merged weights must compute what the adapters did
+            inputs = trained.data.input_batches("validation")
+            given = trained.model.model.predict(inputs, verbose=0)
+            trained.result.merged_adapters_max_abs_diff = float(
+                np.max(np.abs(plain.model.predict(inputs, verbose=0) - given))
+            )
+        trained.model = plain
     return trained
 
 
@@ -112,6 +121,7 @@ def _run(
         class_names=data.class_names,
         params=plain_params(experiment.params),
         skipped_files=data.skipped_files,
+        truncated=data.truncated,
         precision=placement.precision,
         strategy=placement.strategy,
         devices=list(placement.devices),
@@ -185,8 +195,6 @@ class _PhaseRunner:
         )
 
     def run(self, phase: spec.Phase) -> PhaseResult:
-        if phase.lora_rank is not None:
-            raise errors.HarnessFailure(f"{self.experiment.location}: {phase.name}.lora_rank is not supported yet")
         started = time.perf_counter()
         model = self.built.model
         try:
@@ -197,6 +205,13 @@ class _PhaseRunner:
                 f"must match layers of {self.built.backbone.name!r} ({error.expected})",
                 error.received,
             ) from None
+        if phase.lora_rank is not None:  # adapters train instead of the selected layers' own weights
+            try:
+                lora.apply(self.built.backbone, trainable, phase.lora_rank, self.built.lora_layer_names)
+            except ValueError as error:
+                raise spec.SpecError(
+                    f"{phase.name}.lora_rank", f"needs attention layers among those selected: {error}", phase.lora_rank
+                ) from None
         self.built.head.trainable = True
         trainable_vars, non_trainable_vars = list(model.trainable_weights), list(model.non_trainable_weights)
         updated = freezing.updated_statistics(model)  # moving statistics of BatchNorm layers that train

@@ -33,6 +33,22 @@ def cached_path(phase: PhaseResult, n_validation: int) -> Check:
     )
 
 
+# Merging adapters into their kernels changes float round-off only.
+MERGED_ADAPTERS_TOLERANCE = 1e-4
+
+
+def merged_adapters(difference: float) -> Check:
+    """The harness's own guarantee for LoRA: the plain model it exports (adapters merged into their
+    kernels) computes what the model with adapters did."""
+    return Check(
+        name="adapters_merge_into_plain_weights",
+        phase=None,
+        passed=difference <= MERGED_ADAPTERS_TOLERANCE,
+        expected=f"validation probabilities within {MERGED_ADAPTERS_TOLERANCE:g} of the model with adapters",
+        obtained=f"max |delta| {difference:.2e}",
+    )
+
+
 def _capped(lines: list[str]) -> list[str]:
     if len(lines) <= MAX_LISTED:
         return lines

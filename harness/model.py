@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from harness import spec
+from harness import lora, spec
 
 
 @dataclass
@@ -26,15 +26,18 @@ class Built:
     backbone_training: bool | None  # the `training` argument the backbone is called with
     # What the head reads, from the backbone's outputs and the model's inputs (the room's `head_inputs`).
     head_inputs: Callable[[Any, Any], Any] = field(default=lambda outputs, inputs: outputs)
+    lora_layer_names: tuple[str, ...] = ()  # the sublayers that take adapters (the room's)
 
 
 @dataclass(frozen=True)
 class Parts:
-    """What the experiment's room gives the model: its inputs, the head's pooling (or None) and what the head reads."""
+    """What the experiment's room gives the model: its inputs, the head's pooling (or None), what the
+    head reads, and the names of the sublayers that take low-rank adapters (`fine_tune(lora_rank=...)`)."""
 
     inputs: Any
     pool: Any
     head_inputs: Callable[[Any, Any], Any]
+    lora_layer_names: tuple[str, ...] = ()
 
 
 def load(experiment: spec.Experiment, backbone: keras.Model, num_classes: int, parts: Parts) -> Built:
@@ -48,20 +51,20 @@ def load(experiment: spec.Experiment, backbone: keras.Model, num_classes: int, p
     inputs = parts.inputs
     outputs = head(parts.head_inputs(call_with_training(backbone, inputs, backbone_training), inputs))
     model = keras.Model(inputs, outputs, name=re.sub(r"\W", "_", experiment.name))
-    return Built(model, backbone, head, backbone_training, parts.head_inputs)
+    return Built(model, backbone, head, backbone_training, parts.head_inputs, parts.lora_layer_names)
 
 
-def float32_copy(experiment: spec.Experiment, built: Built, untrained: keras.Model, parts: Parts) -> Built:
+def plain_copy(experiment: spec.Experiment, built: Built, untrained: keras.Model, parts: Parts) -> Built:
     """`built` rebuilt in float32 on the default device around `untrained` (the backbone without
-    its weights loaded), with its trained weights.
+    its weights loaded), with its trained weights, adapters merged into their kernels.
 
-    What exports are made from after a run under a mixed policy or MirroredStrategy: LiteRT
-    converts float32 graphs, and a deployed model holds plain variables, not mirrored ones. Call
-    it outside `harness.distribution.placed`. Variables are float32 under every policy, so the
-    copy holds the very values trained.
+    What exports are made from after a run under a mixed policy or MirroredStrategy, or with
+    LoRA: LiteRT converts float32 graphs, and a deployed model holds plain variables, not
+    mirrored ones nor adapters. Call it outside `harness.distribution.placed`. Variables are
+    float32 under every policy, so the copy holds the very values trained.
     """
     copy = load(experiment, untrained, int(built.model.outputs[0].shape[-1]), parts)
-    copy.model.set_weights(built.model.get_weights())
+    copy.model.set_weights(lora.merged_weights(built.model))
     return copy
 
 

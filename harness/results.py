@@ -112,6 +112,9 @@ class ExperimentResult:
     confusion_split: str | None = None  # the split `confusion_matrix` counts: "test", else "validation"
     params: dict[str, Any] = field(default_factory=dict)  # a parametrised spec's arguments
     exports: list[ExportResult] = field(default_factory=list)
+    # With LoRA: the largest |probability difference| on validation between the model with adapters and
+    # the plain copy its adapters were merged into (what is exported); None without adapters.
+    merged_adapters_max_abs_diff: float | None = None
     # Formats that could not be written, and why (none an expectation reads: those fail the experiment).
     exports_unavailable: dict[str, str] = field(default_factory=dict)
     # Per split ("validation", "test"), per class name: precision, recall, f1, support, predicted
@@ -128,6 +131,8 @@ class ExperimentResult:
     # What `image_folder(bad_files="skip")` left out, per folder ("path", "test_path"): count and
     # `files` (path relative to the folder -> why it does not decode); {} for other data sets.
     skipped_files: dict[str, Any] = field(default_factory=dict)
+    # Text: the share of each split's texts cut to `sequence_length` tokens; empty for images.
+    truncated: dict[str, float] = field(default_factory=dict)
     # What it ran under (`harness.distribution.Placement`): the dtype policy (with the reason when
     # `--precision mixed` fell back to float32), "default" or "mirrored", and the devices it trained on.
     precision: str = "float32"

@@ -154,7 +154,7 @@ def test_an_unknown_preset_names_the_close_matches() -> None:
                 backbone=spec.efficientnet_lite0(),
                 phases=[spec.fine_tune(unfreeze_from="block_11_", lora_rank=4, epochs=1)],
             ),
-            "`fine_tune.lora_rank` needs layers that take low-rank adapters",
+            "`fine_tune.lora_rank` needs a backbone with attention layers to adapt",
             id="lora-on-a-convolutional-backbone",
         ),
         pytest.param(

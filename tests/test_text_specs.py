@@ -171,3 +171,33 @@ def sys_executable() -> str:
     import sys
 
     return sys.executable
+
+
+def test_lora_trains_adapters_only_and_exports_them_merged(text_pytester, preset) -> None:
+    # Rank-2 adapters on the query and value projections of transformer_layer_2 (32 x 2 heads x 16,
+    # so a: 32 x 2 x 2, b: 2 x 16 each): 2 x (128 + 32) = 320, and the head.
+    phases = (
+        "feature_extraction(epochs=10, learning_rate=3e-2, batch_size=16), "
+        'fine_tune(unfreeze_from="transformer_layer_2", lora_rank=2, epochs=2, learning_rate=1e-2, batch_size=16)'
+    )
+    expect = (
+        "frozen_weights_unchanged(), trainable_weights_changed(), "
+        f"trainable_params(feature_extraction={HEAD}, fine_tune={HEAD + 320}), export_matches('litert', max_abs_diff=1e-5)"
+    )
+    text_pytester.makepyfile(
+        **{"specs/tiny": spec("arrays(tiny_text.make_data, sequence_length=16)", preset, phases=phases, expect=expect)}
+    )
+    result = text_pytester.runpytest_inprocess(
+        "--metrics-json", "metrics.json", "--export-dir", "exports", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+    found = metrics(text_pytester)["tiny_text"]
+    assert found["merged_adapters_max_abs_diff"] < 1e-5
+    assert "adapters_merge_into_plain_weights" in [c["name"] for c in found["checks"]]
+    frozen = [c for c in found["checks"] if c["name"] == "frozen_weights_unchanged" and c["phase"] == "fine_tune"]
+    assert frozen and frozen[0]["passed"]  # the adapted kernels and their biases among them
+    # The export holds plain weights: no adapter variables in the Keras file.
+    import zipfile
+
+    with zipfile.ZipFile(text_pytester.path / "exports" / "tiny_text" / "model.keras") as archive:
+        assert b"lora" not in archive.read("config.json")

@@ -115,6 +115,15 @@ def text_architectures() -> list[str]:
     return sorted(_catalog()["architectures"])
 
 
+def architecture_layers(architecture: str, num_layers: int) -> list[tuple[str, bool]]:
+    """The (name, holds weights) of an encoder's layers, in model order, for `num_layers` layers
+    (the architecture's other variables at keras-hub's defaults)."""
+    template = _catalog()["architectures"][architecture]
+    values = dict(template["variables"])
+    values[template["num_layers_key"]] = num_layers
+    return _expand_layers(template["layers"], values)
+
+
 def registry_folder(preset: str) -> str | None:
     """Returns the folder a registry-installed package holds for `preset`, if installed.
 

@@ -44,7 +44,14 @@ def load_encoder(info: PresetInfo, *, load_weights: bool, name: str) -> keras.Mo
         raise ValueError(
             f"{info.preset!r} is not a text encoder with a {PADDING_MASK!r} input: its inputs are {inputs}"
         )
-    return keras.Model(inputs, sequence, name=re.sub(r"\W", "_", name))
+    encoder = keras.Model(inputs, sequence, name=re.sub(r"\W", "_", name))
+    encoder.lora_layer_names = tuple(backbone.default_lora_layer_names())  # keras-hub's LoRA targets
+    return encoder
+
+
+def lora_layer_names(encoder: keras.Model) -> tuple[str, ...]:
+    """The sublayers keras-hub's `enable_lora` adapts in this encoder (attention query and value)."""
+    return tuple(getattr(encoder, "lora_layer_names", ()))
 
 
 def load_preprocessor(info: PresetInfo, sequence_length: int) -> Any:
@@ -57,6 +64,13 @@ def load_preprocessor(info: PresetInfo, sequence_length: int) -> Any:
         # keras-hub's converter keeps them, and "naïve" would become [UNK].
         kwargs["tokenizer"] = keras_hub.models.Tokenizer.from_preset(_source(info), strip_accents=True)
     return _from_preset(keras_hub.models.TextClassifierPreprocessor, info, **kwargs)
+
+
+def input_names(info: PresetInfo) -> list[str]:
+    """The names of the inputs the preset's preprocessor makes (what a text backbone takes)."""
+    import tensorflow as tf
+
+    return list(load_preprocessor(info, sequence_length=8)(tf.constant([""])))
 
 
 def _from_preset(cls: Any, info: PresetInfo, **kwargs: Any) -> Any:

@@ -42,6 +42,7 @@ class LoadedData:
     slice_feature: str | None = None
     slices: dict[str, list[str]] = field(default_factory=dict, repr=False)
     skipped_files: dict[str, Any] = field(default_factory=dict)
+    truncated: dict[str, float] = field(default_factory=dict)  # text: the share of each split cut to its length
     _digests: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _labels: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 

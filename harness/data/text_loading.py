@@ -52,7 +52,6 @@ class TextData(LoadedData):
     rows: dict[str, dict[str, Ragged]]
     texts: dict[str, list[str]] = field(repr=False)
     given_labels: dict[str, np.ndarray] = field(repr=False)
-    truncated: dict[str, float]
     preprocessor: Any = field(repr=False)
     feeds_input_rows = True
     examples = "texts"

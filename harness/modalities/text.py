@@ -54,7 +54,9 @@ class TextRoom:
             pooled = head[SEQUENCE_OUTPUT][:, 0, :]
         else:  # the mean over the real tokens
             pooled = keras.layers.GlobalAveragePooling1D(name="mean")(head[SEQUENCE_OUTPUT], mask=head[PADDING_MASK])
-        return Parts(inputs, keras.Model(head, pooled, name="pool"), _features)
+        return Parts(
+            inputs, keras.Model(head, pooled, name="pool"), _features, keras_hub_text.lora_layer_names(backbone)
+        )
 
     def frozen_runtime(self, requested: str) -> str:
         return "keras" if requested == "auto" else requested

@@ -37,7 +37,8 @@ class Backbone:
     name: str
     weights: str | None = "imagenet"
     build: Callable[[tuple[int, int, int]], Any] | None = None
-    # A keras-hub text encoder: what the catalog knows of its preset (`keras_hub_backbone`).
+    # Text: what the catalog knows of the keras-hub preset that tokenises the texts and, for
+    # `keras_hub_backbone`, is the encoder.
     preset: hub_catalog.PresetInfo | None = None
 
     def without_weights(self) -> Backbone:
@@ -46,7 +47,7 @@ class Backbone:
 
     @property
     def modality(self) -> str:
-        """What the backbone reads: "text" for a keras-hub encoder, else "image"."""
+        """What the backbone reads: "text" for a keras-hub encoder or a custom one with a tokenizer, else "image"."""
         return TEXT if self.preset is not None else IMAGE
 
     @property
@@ -58,7 +59,7 @@ class Backbone:
         names are known, and the rest is checked when the model is built; a keras-hub encoder's
         names are known where its `config.json` is here to read).
         """
-        if self.preset is not None:
+        if self.preset is not None and self.build is None:
             names, weightless = self.preset.layer_names, self.preset.weightless_layers
             if names is None:
                 return None
@@ -187,19 +188,27 @@ def efficientnet_lite2(*, weights: str | None = "imagenet") -> Backbone:
     return Backbone(name=LITE2, weights=_weights(weights, "efficientnet_lite2.weights", lite=LITE2))
 
 
-def custom_backbone(name: str, build: Callable[[tuple[int, int, int]], Any]) -> Backbone:
-    """A backbone built by `build(input_shape) -> keras.Model` (for tests and in-house models).
+def custom_backbone(name: str, build: Callable[[Any], Any], *, tokenizer: str | None = None) -> Backbone:
+    """A backbone built by `build(...) -> keras.Model` (in-house models, models trained from scratch, tests).
 
-    The model takes raw pixels 0..255 and returns a feature map; import Keras inside `build`.
-    Layer-name rules are then checked when the model is built, not at collection.
+    For images, `build(input_shape)` is called with `(height, width, 3)` and the model takes raw
+    pixels 0..255 and returns a feature map. For text, give `tokenizer`: the texts are tokenised
+    by that keras-hub preset's preprocessor, and `build(inputs)` is called with a dict of
+    `keras.Input`s named as its outputs (`token_ids`, `padding_mask`, and `segment_ids` for BERT's)
+    and returns a model from them to one vector per token, `(batch, tokens, dim)`; the head pools
+    them over the real tokens. Import Keras inside `build`. Layer-name rules are checked when the
+    model is built, not at collection.
 
     Args:
         name: A label for reports and the feature cache.
-        build: Called with `(height, width, 3)`; returns the `keras.Model`.
+        build: Called with the input shape (images) or the inputs (text); returns the `keras.Model`.
+        tokenizer: A keras-hub preset name or folder whose tokenizer makes a text data set's
+            inputs (see `keras_hub_backbone`). Defaults to None: an image backbone.
     """
     _check(isinstance(name, str) and name != "", "custom_backbone.name", "must be a non-empty string", name)
-    _check(callable(build), "custom_backbone.build", "must be a callable input_shape -> keras.Model", build)
-    return Backbone(name=name, weights=None, build=build)
+    _check(callable(build), "custom_backbone.build", "must be a callable input_shape (or inputs) -> keras.Model", build)
+    preset = None if tokenizer is None else _preset(tokenizer, "custom_backbone.tokenizer")
+    return Backbone(name=name, weights=None, build=build, preset=preset)
 
 
 def keras_hub_backbone(preset: str, *, load_weights: bool = True) -> Backbone:
@@ -222,26 +231,28 @@ def keras_hub_backbone(preset: str, *, load_weights: bool = True) -> Backbone:
             from-scratch reference). Defaults to True.
     """
     _bool(load_weights, "keras_hub_backbone.load_weights")
+    info = _preset(preset, "keras_hub_backbone.preset")
+    label = Path(info.preset).name if info.folder is not None and info.preset == info.folder else info.preset
+    return Backbone(name=label, weights=PRESET_WEIGHTS if load_weights else None, preset=info)
+
+
+def _preset(preset: str, field: str) -> hub_catalog.PresetInfo:
+    """What the catalog knows of a keras-hub text preset (a name or a folder relative to the spec's folder)."""
     try:
         info = hub_catalog.describe_preset(preset, base=_caller_dir())
     except (hub_catalog.UnknownPresetError, hub_catalog.PresetFolderError) as error:
-        message = str(error)
         raise SpecError(
-            "keras_hub_backbone.preset",
-            "must name a keras-hub text preset or a preset folder",
-            preset,
-            hint=message.split(" Received:")[0],
+            field, "must name a keras-hub text preset or a preset folder", preset, hint=str(error).split(" Received:")[0]
         ) from None
     architectures = hub_catalog.text_architectures()
     _check(
         info.architecture is None or info.architecture in architectures,
-        "keras_hub_backbone.preset",
+        field,
         f"must be a text encoder with a keras-hub text classifier ({', '.join(architectures)}); "
         f"it is a {info.architecture}",
         preset,
     )
-    label = Path(info.preset).name if info.folder is not None and info.preset == info.folder else info.preset
-    return Backbone(name=label, weights=PRESET_WEIGHTS if load_weights else None, preset=info)
+    return info
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ The backbone says which (`Backbone.modality`); a data set that reads either (`tf
 at collection with the fix: an image size or `augment(...)` on a text experiment, a
 `sequence_length` or `pooling="cls"` on an image one, `train_batchnorm` on a text encoder (it
 has no BatchNormalization: LayerNormalization keeps no moving statistics, and its weights train
-with their block), LoRA on a backbone whose layers Keras cannot adapt, int8 exports of text.
+with their block), LoRA on an image backbone (no attention projections to adapt), a phase
+without adapters after one with them, int8 exports of text.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def checked(
     )
     for phase in phases:
         _check_phase(phase, backbone)
+    _check_adapters_last(phases)
     formats = [f for f in exported_formats(tuple(expect)) if f in _IMAGE_FORMATS]
     if modality == TEXT and formats:
         raise SpecError(
@@ -64,6 +66,21 @@ def checked(
             formats[0],
         )
     return dataset
+
+
+def _check_adapters_last(phases: Sequence[Phase]) -> None:
+    """Once a phase trains adapters, every later phase trains the same ones: a phase without them would
+    train the weights the adapters left frozen, beside the adapters."""
+    first = next((p for p in phases if p.lora_rank is not None), None)
+    if first is None:
+        return
+    for phase in phases[phases.index(first) + 1 :]:
+        _check(
+            phase.lora_rank == first.lora_rank,
+            f"{phase.name}.lora_rank",
+            f"must be {first.lora_rank}, as in {first.name!r}: the phases after one that trains adapters train them too",
+            phase.lora_rank,
+        )
 
 
 def _check_sizes(dataset: Dataset, modality: str) -> None:
@@ -104,9 +121,9 @@ def _check_phase(phase: Phase, backbone: Backbone) -> None:
         )
         return
     _check(
-        phase.lora_rank is None or backbone.build is not None,
+        phase.lora_rank is None,
         f"{phase.name}.lora_rank",
-        f"needs layers that take low-rank adapters (Keras's Dense, EinsumDense and Embedding: a keras-hub "
-        f"text encoder); {backbone.name!r} is convolutional. Fine-tune its layers without lora_rank",
+        f"needs a backbone with attention layers to adapt (a keras-hub text encoder's query and value "
+        f"projections); {backbone.name!r} is an image backbone. Fine-tune its layers without lora_rank",
         phase.lora_rank,
     )
