@@ -76,7 +76,10 @@ CASES = [
     ),
     pytest.param(
         lambda: custom_backbone("tiny", "not a function"),
-        ["`custom_backbone.build` must be a callable input_shape -> keras.Model", "Received: build='not a function'"],
+        [
+            "`custom_backbone.build` must be a callable input_shape (or inputs) -> keras.Model",
+            "Received: build='not a function'",
+        ],
         id="custom-backbone-not-callable",
     ),
     pytest.param(

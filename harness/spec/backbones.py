@@ -242,7 +242,10 @@ def _preset(preset: str, field: str) -> hub_catalog.PresetInfo:
         info = hub_catalog.describe_preset(preset, base=_caller_dir())
     except (hub_catalog.UnknownPresetError, hub_catalog.PresetFolderError) as error:
         raise SpecError(
-            field, "must name a keras-hub text preset or a preset folder", preset, hint=str(error).split(" Received:")[0]
+            field,
+            "must name a keras-hub text preset or a preset folder",
+            preset,
+            hint=str(error).split(" Received:")[0],
         ) from None
     architectures = hub_catalog.text_architectures()
     _check(
